@@ -1,0 +1,29 @@
+"""fractal_optax: fractal Chebyshev learning-rate schedules for Optax.
+
+Plain gradient descent reaches the accelerated √κ rate on quadratics when its
+step sizes are the reciprocal Chebyshev nodes, and stays numerically stable
+when they come in a fractal order (Agarwal, Goel & Zhang, ICML 2021,
+https://arxiv.org/abs/2103.01338).
+"""
+
+from fractal_optax._alias import fractal_sgd
+from fractal_optax._chebyshev import chebyshev_error_bound
+from fractal_optax._chebyshev import chebyshev_step_sizes
+from fractal_optax._order import fractal_order
+from fractal_optax._schedule import fractal_chebyshev_schedule
+from fractal_optax._schedule import fractal_chebyshev_step_sizes
+from fractal_optax._stability import stability_profile
+from fractal_optax._stability import StabilityProfile
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "StabilityProfile",
+    "chebyshev_error_bound",
+    "chebyshev_step_sizes",
+    "fractal_chebyshev_schedule",
+    "fractal_chebyshev_step_sizes",
+    "fractal_order",
+    "fractal_sgd",
+    "stability_profile",
+)
