@@ -108,8 +108,9 @@ def chebyshev_error_bound(
   with ``p(0) = 1``: after ``T`` gradient steps on a quadratic with Hessian
   spectrum in ``[m, M]``, ``‖x_T − x*‖ ≤ bound · ‖x_0 − x*‖``, whatever the
   order of the steps (in exact arithmetic). It is computed in float64 as
-  :math:`1/\cosh(2T \operatorname{artanh}\sqrt{m/M})`, which is exact for
-  ``κ`` close to 1 and does not overflow for large ``T``. ``m == M`` gives 0.
+  :math:`1/\cosh(T \log(1 + 2\sqrt m(\sqrt M + \sqrt m)/(M - m)))`,
+  accurate for ``κ`` close to 1 and for large ``κ``, and free of overflow for
+  large ``T``. ``m == M`` gives 0.
 
   Args:
     num_steps: ``T``, a positive Python int.
@@ -137,11 +138,14 @@ def chebyshev_error_bound(
           f"chebyshev_error_bound needs concrete curvatures, got a traced"
           f" {name}; compute it outside jit."
       )
-  ratio = float(min_curvature) / float(max_curvature)
-  if ratio >= 1.0:
+  m, big_m = float(min_curvature), float(max_curvature)
+  if m >= big_m:
     return 0.0
-  # arccosh(z0) = log((√κ + 1)/(√κ − 1)) = 2 artanh(1/√κ).
-  a = num_steps * 2.0 * math.atanh(math.sqrt(ratio))
+  # arccosh(z0) = log((√M + √m)/(√M − √m)) = log1p(2√m (√M + √m)/(M − m)),
+  # accurate both for κ close to 1 (M − m is exact there) and for large κ.
+  root_m = math.sqrt(m)
+  a = num_steps * math.log1p(2.0 * root_m * (math.sqrt(big_m) + root_m) /
+                             (big_m - m))
   # 1/cosh(a) = 2 e^{-a} / (1 + e^{-2a}), free of overflow.
   e = math.exp(-a)
   return 2.0 * e / (1.0 + e * e)

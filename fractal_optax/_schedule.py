@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any
 
 import jax
@@ -19,9 +18,10 @@ from fractal_optax._order import fractal_order
 
 @functools.partial(jax.jit, static_argnums=0)
 def _fractal_steps(num_steps: int, min_curvature, max_curvature) -> jax.Array:
-  return chebyshev_step_sizes(num_steps, min_curvature, max_curvature)[
-      fractal_order(num_steps)
-  ]
+  steps = chebyshev_step_sizes(num_steps, min_curvature, max_curvature)
+  # int32 indices: a static permutation, valid with and without x64.
+  return jnp.take(steps, fractal_order(num_steps).astype(np.int32),
+                  unique_indices=True)
 
 
 def fractal_chebyshev_step_sizes(
@@ -157,12 +157,13 @@ def fractal_chebyshev_schedule(
   if not isinstance(cycle, (bool, np.bool_)):
     raise TypeError(f"cycle must be a bool, got {cycle=!r}.")
   if not callable(scale):
-    if not isinstance(scale, numbers.Real) or isinstance(scale, bool):
+    try:
+      _checks.check_positive_scalar(scale, "scale")
+    except TypeError as e:
       raise TypeError(
           "scale must be a positive number or an optax schedule (a callable),"
           f" got {scale=!r}."
-      )
-    _checks.check_positive_scalar(scale, "scale")
+      ) from e
 
   traced = _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature)
   dtype = jnp.result_type(float, min_curvature, max_curvature)
@@ -185,7 +186,7 @@ def fractal_chebyshev_schedule(
       count = jnp.asarray(count)
       count = jnp.maximum(count, jnp.zeros((), count.dtype))
       value = value * scale(count)
-    elif scale != 1.0:
+    else:
       value = value * scale
     return value
 

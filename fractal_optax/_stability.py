@@ -89,7 +89,8 @@ def stability_profile(
     oversample: evaluation points per step (a positive int).
 
   Returns:
-    A :class:`StabilityProfile` of Python floats.
+    A :class:`StabilityProfile` of Python floats (``inf`` for an
+    amplification beyond float64's range, about 1.8e308).
 
   Raises:
     TypeError: ``step_sizes`` is traced or not numeric.
@@ -153,10 +154,11 @@ def stability_profile(
     running_min = np.minimum.accumulate(prefix[:-1], axis=0)
     max_block = max(max_block, (prefix[1:] - running_min).max())
 
-  return StabilityProfile(
-      final=float(np.exp(final)),
-      max_prefix=float(np.exp(max_prefix)),
-      max_suffix=float(np.exp(max_suffix)),
-      max_block=float(np.exp(max_block)),
-      max_single_step=float(single.max()),
-  )
+  with np.errstate(over="ignore"):  # Beyond float64's range: inf.
+    return StabilityProfile(
+        final=float(np.exp(final)),
+        max_prefix=float(np.exp(max_prefix)),
+        max_suffix=float(np.exp(max_suffix)),
+        max_block=float(np.exp(max_block)),
+        max_single_step=float(single.max()),
+    )
