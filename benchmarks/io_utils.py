@@ -34,6 +34,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
       yield f
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone.
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

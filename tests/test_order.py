@@ -56,14 +56,15 @@ class FractalOrderTest(parameterized.TestCase):
       np.testing.assert_allclose(ratios, 1.0, rtol=1e-9, err_msg=f"T={t}")
 
   def test_stable_for_every_t_up_to_1024(self):
-    # The target: the largest block amplification stays within 5x of
-    # the largest single-step amplification, for every T ≤ 1024 and κ.
+    # The largest block amplification stays within 5x of the largest
+    # single-step amplification (the requirement) for every T ≤ 1024 and κ;
+    # the order documents 2.6x, checked here with a margin for the grid.
     worst, where = 0.0, None
     for t in range(1, 1025):
       ratios = reference.block_ratios(fractal_optax.fractal_order(t), _KAPPAS)
       if ratios.max() > worst:
         worst, where = ratios.max(), (t, _KAPPAS[int(ratios.argmax())])
-    self.assertLessEqual(worst, 5.0, msg=f"worst ratio at (T, κ) = {where}")
+    self.assertLessEqual(worst, 3.0, msg=f"worst ratio at (T, κ) = {where}")
 
   def test_filtered_power_of_two_is_unstable(self):
     # The check above can fail: the next power of two's order with indices
