@@ -9,6 +9,10 @@ https://arxiv.org/abs/2103.01338).
 from fractal_optax._alias import fractal_sgd
 from fractal_optax._chebyshev import chebyshev_error_bound
 from fractal_optax._chebyshev import chebyshev_step_sizes
+from fractal_optax._curvature import CurvatureEstimate
+from fractal_optax._curvature import estimate_curvature
+from fractal_optax._curvature import estimate_max_curvature
+from fractal_optax._curvature import MaxCurvatureEstimate
 from fractal_optax._order import fractal_order
 from fractal_optax._schedule import fractal_chebyshev_schedule
 from fractal_optax._schedule import fractal_chebyshev_step_sizes
@@ -18,9 +22,13 @@ from fractal_optax._stability import StabilityProfile
 __version__ = "0.1.0"
 
 __all__ = (
+    "CurvatureEstimate",
+    "MaxCurvatureEstimate",
     "StabilityProfile",
     "chebyshev_error_bound",
     "chebyshev_step_sizes",
+    "estimate_curvature",
+    "estimate_max_curvature",
     "fractal_chebyshev_schedule",
     "fractal_chebyshev_step_sizes",
     "fractal_order",

@@ -25,6 +25,18 @@ class ReadmeTest(absltest.TestCase):
     ci = _read(".ci", "run")
     self.assertIn(test_command, ci.splitlines())
 
+  def test_results_blocks_match_their_files(self):
+    from benchmarks import update_readme  # pylint: disable=g-import-not-at-top
+
+    readme = _read("README.md")
+    self.assertEqual(update_readme.render(readme), readme,
+                     "run python -m benchmarks.update_readme")
+
+  def test_every_results_block_names_an_existing_file(self):
+    readme = _read("README.md")
+    for path in re.findall(r"<!-- results: ([^ ]+) -->", readme):
+      self.assertTrue(os.path.exists(os.path.join(_ROOT, path)), path)
+
 
 if __name__ == "__main__":
   absltest.main()
