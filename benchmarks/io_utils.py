@@ -74,6 +74,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     f.write(text)
 
 
+def subplots(*args: Any, figsize: tuple[float, float] | None = None,
+             **kwargs: Any) -> tuple[Any, Any]:
+  """``pyplot.subplots`` without pyplot: no global backend switch, no state.
+
+  The figure is a plain ``matplotlib.figure.Figure``, so benchmarks can draw
+  inside a notebook without turning its inline plots off, and nothing needs
+  closing.
+  """
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(*args, **kwargs)
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
   """Saves a matplotlib figure atomically (PNG unless ``format`` is given)."""
   kwargs.setdefault("dpi", 120)

@@ -1,0 +1,103 @@
+"""Named configurations of the logistic-regression experiment.
+
+Every preset is a frozen ``Config``; any field can be overridden on the
+command line with ``--set key=value`` (see ``benchmarks.harness``).
+
+Example::
+
+  python -m benchmarks.logreg.main --preset quick --set l2=3e-3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Configuration of one run (``mode="compare"``) or a sweep.
+
+  Attributes:
+    mode: ``"compare"`` (all methods at ``l2``, per-step metrics, figure) or
+      ``"sweep"`` (steps-to-epsilon over ``sweep_l2`` x ``sweep_cycles``).
+    dataset: ``benchmarks.input_pipeline`` name: ``mnist5k`` (embedded),
+      ``mnist``, ``fashion_mnist``.
+    data_dir: directory of the dataset's files (None: the default).
+    num_train: training examples kept (0: all).
+    num_test: test examples kept (0: all).
+    l2: L2 strength lambda; the objective is mean cross-entropy plus
+      ``l2 / 2 * |theta|^2`` over all parameters, so m = lambda.
+    num_steps: full-batch steps per method.
+    epsilon: target relative suboptimality (f - f*) / (f_0 - f*).
+    constant_grid: constant steps tried, as multiples of 1/M (M the
+      estimate, whatever ``max_curvature`` is).
+    max_curvature: the M of the fractal schedules and momentum methods:
+      ``"estimate"`` (``estimate_curvature`` at the start and at the
+      optimum, the larger) or ``"global"`` (lambda + lambda_max(X~^T X~/n)/2,
+      a bound valid at every point; see ``train.global_max_curvature``).
+    bound_cycle: fractal cycle length of the one-cycle method (0: the
+      smallest T whose Chebyshev bound squared is <= epsilon).
+    short_cycle: cycle length of the repeated shorter fractal cycle (0: the
+      power of two nearest sqrt(kappa) / 2).
+    curvature_iterations: power iterations of ``estimate_curvature``.
+    lbfgs_steps: L-BFGS iterations for the reference optimum f*.
+    checkpoint_every: checkpoint period in steps (0: only at the end).
+    eval_every: accuracy evaluation period in steps. Steps run in jitted
+      chunks between checkpoints and evaluations, one compilation per
+      distinct chunk length: keep one period a multiple of the other.
+    seed: PRNG seed (curvature estimation).
+    progress: show progress bars.
+    sweep_l2: lambdas of the sweep.
+    sweep_cycles: fractal cycle lengths of the sweep.
+    sweep_steps: steps per run in the sweep.
+  """
+
+  mode: str = "compare"
+  dataset: str = "mnist5k"
+  data_dir: str | None = None
+  num_train: int = 0
+  num_test: int = 0
+  l2: float = 1e-2
+  num_steps: int = 2000
+  epsilon: float = 1e-4
+  constant_grid: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+  max_curvature: str = "estimate"
+  bound_cycle: int = 0
+  short_cycle: int = 0
+  curvature_iterations: int = 100
+  lbfgs_steps: int = 1000
+  checkpoint_every: int = 500
+  eval_every: int = 100
+  seed: int = 0
+  progress: bool = True
+  sweep_l2: tuple[float, ...] = (1e-1, 1e-2, 3e-3, 1e-3)
+  sweep_cycles: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+  sweep_steps: int = 1500
+
+
+def get_config(name: str = "default") -> Config:
+  """Returns the preset ``name`` (see ``PRESETS``)."""
+  if name not in PRESETS:
+    raise ValueError(f"Unknown preset: got {name=}; expected one of "
+                     f"{sorted(PRESETS)}.")
+  return PRESETS[name]
+
+
+PRESETS: dict[str, Config] = {
+    # The paper's Figure 5 setting on the embedded 5k MNIST subset.
+    "default": Config(),
+    # CI: a small subset, few steps; exercises every code path in seconds.
+    "quick": Config(num_train=500, num_test=200, num_steps=120,
+                    constant_grid=(1.0, 2.0), curvature_iterations=20,
+                    lbfgs_steps=200, checkpoint_every=40, eval_every=40,
+                    progress=False, sweep_l2=(1e-1, 1e-2),
+                    sweep_cycles=(4, 16), sweep_steps=100),
+    # Fashion-MNIST (Debian's files): the first 5,000 training images (the
+    # size of the default problem), all 10,000 test images.
+    "fashion": Config(dataset="fashion_mnist", num_train=5000, num_test=0),
+    # The lambda x T map on the embedded subset.
+    "sweep": Config(mode="sweep"),
+    # The same two with M the global curvature bound (valid everywhere).
+    "global": Config(max_curvature="global"),
+    "sweep_global": Config(mode="sweep", max_curvature="global"),
+}

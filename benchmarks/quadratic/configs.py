@@ -1,0 +1,156 @@
+"""Named configurations of the quadratic benchmark (the project's main job).
+
+Every preset is a frozen ``Config``; any field can be overridden from the
+command line (``--set key=value``, see ``benchmarks.harness``).
+
+Presets:
+
+* ``default``: the full benchmark (all four experiments, the targets of the
+  issue); about 2 minutes on 2 CPU cores.
+* ``quick``: the same code on small grids, under a minute (CI smoke test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """All settings of one run of the quadratic benchmark.
+
+  Problems have Hessian spectrum ``[m, M] = [1/κ, 1]`` (log-spaced, both ends
+  included), solution ``x*`` a random unit vector and start ``x_0 = 0``.
+
+  Attributes:
+    seed: seed of every random draw (rotations, solutions, random order,
+      gradient noise).
+    chunk_size: steps per jitted ``lax.scan`` call (one compile per optimiser
+      kind, dtype and shape; runs are strings of chunks).
+    orders_dim: dimension of the dense (randomly rotated) problems of the
+      orders/precision and noise experiments.
+    orders_kappas: condition numbers of the orders/precision grid.
+    orders_num_steps: cycle lengths T of the orders/precision grid (powers of
+      two and others).
+    orders_dtypes: dtypes of the orders/precision grid.
+    profile_max_steps: compute ``stability_profile`` for T up to this
+      (its cost grows like T²).
+    profile_oversample: evaluation points per step of ``stability_profile``
+      (block maxima are sampled to a relative error of about
+      ``1/oversample²``).
+    figure_kappa: κ of the error-against-iteration figure (and of the float32
+      horizon target).
+    figure_num_steps: T of the error-against-iteration figure.
+    accel_dim: dimension of the diagonal problems of the acceleration
+      experiment.
+    accel_kappas: condition numbers of the acceleration experiment.
+    target_kappa: κ at which the GD and heavy-ball ratios are evaluated.
+    tolerance: ε of the iterations-to-ε count (‖x − x*‖/‖x_0 − x*‖ ≤ ε).
+    cycle_lengths: short fractal cycles repeated until ε is reached.
+    max_iterations: give up counting after this many iterations.
+    timing_dims: sizes of the diagonal float32 problems on which wall time
+      per iteration is measured (the first is the target's).
+    timing_steps: steps per timed scan, one entry per ``timing_dims``.
+    timing_repeats: timed repeats per optimiser (the median is reported).
+    noise_kappa: κ of the gradient-noise experiment.
+    noise_num_steps: cycle lengths T of the noise experiment.
+    noise_scales: noise sizes σ: the noise vector has norm about
+      ``σ·‖∇f(x_0)‖`` (0: the noiseless reference, run once).
+    noise_repeats: independent noise draws per setting (the median is
+      reported).
+    negative_kappas: κ of the negative-progress experiment.
+    negative_num_steps: T of the negative-progress experiment.
+  """
+
+  seed: int = 0
+  chunk_size: int = 512
+  orders_dim: int = 128
+  orders_kappas: tuple[float, ...] = (1e2, 1e3, 1e4, 1e5)
+  orders_num_steps: tuple[int, ...] = (
+      16, 32, 64, 100, 127, 128, 256, 512, 1000, 1024, 2048, 4096, 8192,
+      16384)
+  orders_dtypes: tuple[str, ...] = ("float64", "float32", "bfloat16")
+  profile_max_steps: int = 1024
+  profile_oversample: int = 8
+  figure_kappa: float = 1e4
+  figure_num_steps: int = 256
+  accel_dim: int = 256
+  accel_kappas: tuple[float, ...] = (
+      1e1, 3e1, 1e2, 3e2, 1e3, 3e3, 1e4, 3e4, 1e5)
+  target_kappa: float = 1e4
+  tolerance: float = 1e-6
+  cycle_lengths: tuple[int, ...] = (8, 16, 32, 64)
+  max_iterations: int = 2_000_000
+  timing_dims: tuple[int, ...] = (1 << 18, 128)
+  timing_steps: tuple[int, ...] = (200, 5000)
+  timing_repeats: int = 11
+  noise_kappa: float = 1e3
+  noise_num_steps: tuple[int, ...] = (100, 128)
+  noise_scales: tuple[float, ...] = (0.0, 1e-8, 1e-6, 1e-4, 1e-2)
+  noise_repeats: int = 5
+  negative_kappas: tuple[float, ...] = (1e2, 1e3, 1e4)
+  negative_num_steps: tuple[int, ...] = (64, 100, 256)
+
+
+PRESETS = {
+    "default": Config(),
+    "quick": Config(
+        chunk_size=256,
+        orders_dim=32,
+        orders_kappas=(1e2, 1e4),
+        orders_num_steps=(16, 100, 256),
+        profile_max_steps=256,
+        figure_num_steps=256,
+        accel_dim=32,
+        accel_kappas=(1e1, 1e2, 1e3),
+        target_kappa=1e3,
+        cycle_lengths=(8, 16),
+        max_iterations=100_000,
+        timing_dims=(4096,),
+        timing_steps=(200,),
+        timing_repeats=3,
+        noise_num_steps=(64,),
+        noise_scales=(0.0, 1e-6, 1e-2),
+        noise_repeats=2,
+        negative_kappas=(1e3,),
+        negative_num_steps=(64,),
+    ),
+}
+
+
+def check(config: Config) -> Config:
+  """Checks that the settings fit together; returns ``config``.
+
+  Raises:
+    ValueError: naming the offending field and its value.
+  """
+  for name in ("orders_kappas", "orders_num_steps", "orders_dtypes",
+               "accel_kappas", "cycle_lengths", "timing_dims",
+               "noise_num_steps", "noise_scales", "negative_kappas",
+               "negative_num_steps"):
+    if not getattr(config, name):
+      raise ValueError(f"{name} must not be empty, got {name}=().")
+  if len(config.timing_dims) != len(config.timing_steps):
+    raise ValueError(
+        "timing_dims and timing_steps need one entry each, got "
+        f"timing_dims={config.timing_dims}, "
+        f"timing_steps={config.timing_steps}.")
+  if config.target_kappa not in config.accel_kappas:
+    raise ValueError(f"target_kappa must be one of accel_kappas="
+                     f"{config.accel_kappas}, got {config.target_kappa=}.")
+  if config.figure_kappa not in config.orders_kappas:
+    raise ValueError(f"figure_kappa must be one of orders_kappas="
+                     f"{config.orders_kappas}, got {config.figure_kappa=}.")
+  if config.figure_num_steps not in config.orders_num_steps:
+    raise ValueError(
+        f"figure_num_steps must be one of orders_num_steps="
+        f"{config.orders_num_steps}, got {config.figure_num_steps=}.")
+  bad = [d for d in config.orders_dtypes
+         if d not in ("float64", "float32", "bfloat16")]
+  if bad:
+    raise ValueError("orders_dtypes must be float64, float32 or bfloat16, "
+                     f"got orders_dtypes={config.orders_dtypes}.")
+  if min(config.orders_kappas + config.accel_kappas
+         + config.negative_kappas + (config.noise_kappa,)) <= 1:
+    raise ValueError("every κ must be > 1.")
+  return config

@@ -1,0 +1,349 @@
+"""Result files of the quadratic benchmark: JSON, Markdown and PNG figures.
+
+Everything goes through ``benchmarks.io_utils`` (atomic writes):
+
+* ``results.json``: every number of the run (config, environment, the four
+  experiments, the targets);
+* ``results.md``: the targets with pass/fail and the main tables;
+* ``schedule.png``: the fractal schedule itself;
+* ``orders_error.png``: error against iteration for the five orders;
+* ``iterations_to_eps.png``: iterations-to-ε against κ, log-log, with √κ
+  and κ reference lines;
+* ``float32_horizon.png``: final error against ``T`` in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from benchmarks import io_utils
+
+FIGURES = ("schedule.png", "orders_error.png", "iterations_to_eps.png",
+           "float32_horizon.png")
+ORDER_STYLE = {"fractal": ("C0", "-"), "largest_first": ("C3", "--"),
+               "smallest_first": ("C1", "--"), "random": ("C7", ":"),
+               "filtered": ("C2", "-.")}
+
+
+def write_all(results: dict[str, Any], workdir: str) -> list[str]:
+  """Writes the JSON, the Markdown table and the figures into ``workdir``.
+
+  Returns:
+    The paths written.
+  """
+  paths = [os.path.join(workdir, "results.json"),
+           os.path.join(workdir, "results.md"),
+           os.path.join(workdir, "summary.md")]
+  io_utils.write_json(paths[0], results)
+  io_utils.write_text(paths[1], markdown(results))
+  io_utils.write_text(paths[2], summary_markdown(results))
+  paths += write_figures(results, workdir)
+  return paths
+
+
+# ---------------------------------------------------------------------------
+# Markdown.
+# ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> Any:
+  if value is None:
+    return "—"
+  if isinstance(value, bool):
+    return "yes" if value else "no"
+  return value
+
+
+def _error_cell(record: dict[str, Any]) -> str:
+  if not record["finite"]:
+    return f"inf/NaN (step {record['first_nonfinite']})"
+  return f"{record['final_error']:.3g}"
+
+
+def _headline(results: dict[str, Any], level: str = "##") -> list[str]:
+  """Targets and iterations-to-ε: the lines the README shows."""
+  cfg = results["config"]
+  lines = [
+      f"{level} Targets",
+      "",
+  ]
+  rows = [{"target": t["name"], "measured": _fmt(t["measured"]),
+           "threshold": t["threshold"],
+           "pass": "PASS" if t["passed"] else "FAIL",
+           "what": t["description"]} for t in results["targets"]]
+  lines.append(io_utils.markdown_table(
+      rows, ["target", "measured", "threshold", "pass", "what"]))
+
+  accel = results["acceleration"]
+  lines += [f"{level} Iterations to ε = "
+            f"{accel['tolerance']:g} (diagonal, d = {accel['dim']}, float64)",
+            ""]
+  methods = list(dict.fromkeys(r["method"] for r in accel["records"]))
+  table = {}
+  for r in accel["records"]:
+    table.setdefault(r["kappa"], {"κ": f"{r['kappa']:g}"})[r["method"]] = (
+        _fmt(r["iterations"]))
+    if r["method"] == "fractal":
+      table[r["kappa"]]["bound predicts"] = r["predicted"]
+  lines.append(io_utils.markdown_table(
+      list(table.values()), ["κ"] + methods + ["bound predicts"]))
+  lines += ["`fractal`: one cycle of the smallest sufficient T; "
+            "`fractal_T8` …: `fractal_sgd(T, cycle=True)` repeated; "
+            "— : not reached within "
+            f"{cfg['max_iterations']} iterations.", ""]
+  return lines
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+  """The short report: command, targets and iterations-to-ε."""
+  return "\n".join(_header(results) + _headline(results, level="####"))
+
+
+def _header(results: dict[str, Any]) -> list[str]:
+  return [
+      f"Command: `{results['command']}` (preset `{results['preset']}`); "
+      f"wall time {results['wall_time_s']:.0f} s; "
+      f"jax {results['environment']['jax']}, optax "
+      f"{results['environment']['optax']}, backend "
+      f"{results['environment']['backend']}.",
+      "",
+  ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+  """The Markdown report: targets first, then one table per experiment."""
+  lines = ["# Fractal Chebyshev schedule on quadratics", ""]
+  lines += _header(results) + _headline(results)
+
+  timing = results["timing"]
+  lines += [f"## Wall time per iteration and state (float32, κ = "
+            f"{timing['kappa']:g}, fractal T = "
+            f"{timing['fractal_num_steps']})", ""]
+  rows = []
+  for prob in timing["problems"]:
+    for name, r in prob["optimizers"].items():
+      rows.append({"d": prob["dim"], "optimiser": name,
+                   "µs/step": r["seconds_per_step"] * 1e6,
+                   "relative to sgd": r["relative_to_sgd"],
+                   "CPU time relative to sgd": r["cpu_relative_to_sgd"],
+                   "state bytes": r["state_bytes"],
+                   "per-parameter state": _fmt(r["per_parameter_state"])})
+  lines.append(io_utils.markdown_table(
+      rows, ["d", "optimiser", "µs/step", "relative to sgd",
+             "CPU time relative to sgd", "state bytes",
+             "per-parameter state"]))
+  lines += ["Wall time: median over interleaved repeats of a jitted "
+            "`lax.scan` after compilation; CPU time: the process's CPU "
+            "time over the same calls (less disturbed by other processes on "
+            "a shared machine).", ""]
+
+  orders = results["orders"]
+  kappa = orders["curve_kappa"]
+  recs = [r for r in orders["records"] if r["kappa"] == kappa]
+  order_names = list(dict.fromkeys(r["order"] for r in recs))
+  lines += [f"## Orders and precision: final error ‖x_T − x*‖/‖x_0 − x*‖ at "
+            f"κ = {kappa:g} (dense, d = {orders['dim']})", ""]
+  for dtype in dict.fromkeys(r["dtype"] for r in recs):
+    table = {}
+    for r in recs:
+      if r["dtype"] != dtype:
+        continue
+      row = table.setdefault(r["num_steps"], {"T": r["num_steps"],
+                                              "bound": r["bound"]})
+      row[r["order"]] = _error_cell(r)
+    lines += [f"**{dtype}**", ""]
+    lines.append(io_utils.markdown_table(list(table.values()),
+                                         ["T", "bound"] + order_names))
+  lines += ["Horizon: the largest T of the grid up to which every run ends "
+            "finite with error < 1 (≥: no T of the grid failed; —: the "
+            "smallest T failed):", ""]
+  table = {}
+  for h in orders["horizons"]:
+    row = table.setdefault((h["kappa"], h["dtype"]),
+                           {"κ": f"{h['kappa']:g}", "dtype": h["dtype"]})
+    row[h["order"]] = (f"≥ {h['horizon']}" if h["all_passed"]
+                       else _fmt(h["horizon"]))
+  lines.append(io_utils.markdown_table(list(table.values()),
+                                       ["κ", "dtype"] + order_names))
+  lines += [f"Stability profile (sup over λ ∈ [m, M]) at κ = {kappa:g}:", ""]
+  rows = []
+  for r in recs:
+    if r["dtype"] == recs[0]["dtype"] and r["profile"]:
+      rows.append({"T": r["num_steps"], "order": r["order"],
+                   **{k: v for k, v in r["profile"].items()}})
+  lines.append(io_utils.markdown_table(
+      rows, ["T", "order", "final", "max_prefix", "max_suffix", "max_block",
+             "max_single_step"]))
+
+  noise = results["noise"]
+  lines += [f"## Gradient noise (κ = {noise['kappa']:g}, float64): median "
+            "final error (predicted noise contribution)", ""]
+  table = {}
+  for r in noise["records"]:
+    row = table.setdefault((r["num_steps"], r["sigma"]),
+                           {"T": r["num_steps"], "σ": r["sigma"],
+                            "bound": r["bound"]})
+    med = r["final_error_median"]
+    row[r["order"]] = (f"{med:.3g}" if med is not None else "inf/NaN") + (
+        f" ({r['predicted_noise_error']:.2g})")
+  lines.append(io_utils.markdown_table(list(table.values()),
+                                       ["T", "σ", "bound"] + order_names))
+
+  neg = results["negative_progress"]
+  lines += ["## Negative progress of one fractal cycle (float64)", ""]
+  rows = [{**r, "within_bound_or_floor": _fmt(r["within_bound_or_floor"])}
+          for r in neg["records"]]
+  lines.append(io_utils.markdown_table(
+      rows, ["kappa", "num_steps", "fraction_increasing",
+             "max_increase_factor", "max_loss_over_initial", "final_error",
+             "bound", "float64_floor", "within_bound_or_floor"]))
+  lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]
+  return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Figures.
+# ---------------------------------------------------------------------------
+
+
+def write_figures(results: dict[str, Any], workdir: str) -> list[str]:
+  """Draws and saves the four figures; returns their paths."""
+  paths = []
+  for name, draw in zip(FIGURES, (_schedule, _orders_error,
+                                  _iterations_to_eps, _float32_horizon)):
+    fig = draw(results)
+    path = os.path.join(workdir, name)
+    io_utils.save_figure(fig, path)
+    paths.append(path)
+  return paths
+
+
+def _schedule(results):
+  examples = results["schedule"]
+  fig, axes = io_utils.subplots(1, len(examples), figsize=(6 * len(examples), 3.6))
+  for ax, ex in zip(np.atleast_1d(axes), examples):
+    steps = np.asarray(ex["step_sizes"])
+    if steps.size <= 64:
+      ax.plot(np.arange(steps.size), steps, ".-", lw=0.6, ms=4)
+    else:  # A ruler: one bar per step, from the smallest step up.
+      ax.vlines(np.arange(steps.size), steps.min(), steps, lw=0.8)
+    ax.axhline(2.0, color="k", ls=":", lw=0.8, label="2/M (GD stability limit)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("step size η_t (M = 1)")
+    ax.set_title(f"fractal Chebyshev schedule, κ = {ex['kappa']:g}, "
+                 f"T = {ex['num_steps']}")
+    ax.legend(loc="upper right", fontsize=8)
+  fig.tight_layout()
+  return fig
+
+
+def _orders_error(results):
+  orders = results["orders"]
+  curves = orders["curves"]
+  fig, axes = io_utils.subplots(1, len(curves), figsize=(5.2 * len(curves), 4),
+                           squeeze=False)
+  bound = next((r["bound"] for r in orders["records"]
+                if r["kappa"] == orders["curve_kappa"]
+                and r["num_steps"] == orders["curve_num_steps"]), None)
+  for ax, (dtype, by_order) in zip(axes[0], curves.items()):
+    for order, errs in by_order.items():
+      color, ls = ORDER_STYLE.get(order, ("k", "-"))
+      y = np.array([np.nan if v is None else v for v in errs], float)
+      t = np.arange(1, y.size + 1)
+      ax.plot(t, y, color=color, ls=ls, lw=1, label=order)
+      bad = np.flatnonzero(~np.isfinite(y))
+      if bad.size:
+        ax.plot(t[bad[0]], np.nanmax(y) if np.isfinite(y).any() else 1.0,
+                "x", color=color, ms=8)
+    if bound:
+      ax.axhline(bound, color="k", ls=":", lw=0.8, label="Chebyshev bound")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("‖x_t − x*‖ / ‖x_0 − x*‖")
+    ax.set_title(f"{dtype}, κ = {orders['curve_kappa']:g}, "
+                 f"T = {orders['curve_num_steps']} (x: first inf/NaN)")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def _iterations_to_eps(results):
+  accel = results["acceleration"]
+  eps = accel["tolerance"]
+  fig, ax = io_utils.subplots(figsize=(6.5, 4.8))
+  methods = list(dict.fromkeys(r["method"] for r in accel["records"]))
+  kappas = sorted({r["kappa"] for r in accel["records"]})
+  for i, method in enumerate(methods):
+    pts = [(r["kappa"], r["iterations"]) for r in accel["records"]
+           if r["method"] == method and r["iterations"]]
+    if pts:
+      x, y = zip(*pts)
+      ax.plot(x, y, "o-" if method == "fractal" else ".-",
+              lw=2 if method == "fractal" else 1, label=method,
+              color=f"C{i}")
+  k = np.geomspace(min(kappas), max(kappas), 50)
+  ax.plot(k, 0.5 * np.sqrt(k) * math.log(2 / eps), "k--", lw=0.8,
+          label="½√κ·ln(2/ε) (∝ √κ)")
+  ax.plot(k, 0.5 * k * math.log(1 / eps), "k:", lw=0.8,
+          label="½κ·ln(1/ε) (∝ κ)")
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("condition number κ")
+  ax.set_ylabel(f"iterations to error ≤ {eps:g}")
+  ax.set_title("Iterations to ε against κ (diagonal quadratic, float64)")
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  return fig
+
+
+def _float32_horizon(results):
+  orders = results["orders"]
+  kappa = orders["curve_kappa"]
+  recs = [r for r in orders["records"] if r["kappa"] == kappa]
+  fig, ax = io_utils.subplots(figsize=(6.5, 4.8))
+  ts = sorted({r["num_steps"] for r in recs})
+  top = 1.0
+  for order in dict.fromkeys(r["order"] for r in recs):
+    color, ls = ORDER_STYLE.get(order, ("k", "-"))
+    pts = {r["num_steps"]: r for r in recs
+           if r["order"] == order and r["dtype"] == "float32"}
+    finite = [(t, pts[t]["final_error"]) for t in ts
+              if t in pts and pts[t]["final_error"] is not None]
+    if finite:
+      x, y = zip(*finite)
+      main = order == "fractal"
+      ax.plot(x, y, marker="o", ms=4 if main else 3, color=color, ls=ls,
+              lw=2 if main else 1, zorder=3 if main else 2,
+              label=f"{order} (float32)")
+      top = max(top, max(y))
+    bad = [t for t in ts if t in pts and pts[t]["final_error"] is None]
+    if bad:
+      height = top * 10 ** (2 + 2 * list(ORDER_STYLE).index(order))
+      ax.plot(bad, [height] * len(bad), "^", color=color, ms=6)
+  ref = [(r["num_steps"], r["final_error"]) for r in recs
+         if r["order"] == "fractal" and r["dtype"] == "float64"
+         and r["final_error"] is not None]
+  if ref:
+    x, y = zip(*sorted(ref))
+    ax.plot(x, y, "k-", lw=2, alpha=0.35, label="fractal (float64)")
+  bounds = sorted({(r["num_steps"], r["bound"]) for r in recs})
+  ax.plot([b[0] for b in bounds], [max(b[1], 1e-300) for b in bounds],
+          "k:", lw=0.8, label="Chebyshev bound")
+  floor = orders["precision_floor"].get("float32", {}).get(str(kappa))
+  if floor:
+    ax.axhline(floor, color="C4", ls="--", lw=0.8,
+               label="κ·u₃₂ (float32 floor)")
+  ax.set_xscale("log", base=2)
+  ax.set_yscale("log")
+  ax.set_ylim(max(1e-20, ax.get_ylim()[0]), top * 1e12)
+  ax.set_xlabel("cycle length T")
+  ax.set_ylabel("final ‖x_T − x*‖ / ‖x_0 − x*‖")
+  ax.set_title(f"float32 horizon, κ = {kappa:g} (▲: ended in inf/NaN)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig

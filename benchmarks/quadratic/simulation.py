@@ -1,0 +1,211 @@
+"""Gradient descent runs on a quadratic: chunks of a jitted ``lax.scan``.
+
+A run is a Python loop over chunks of ``chunk_size`` steps; each chunk is one
+call of a jitted function that builds the optimiser from its hyper-parameter
+arrays (:func:`optimizers.build`) and scans ``chunk_size`` steps of
+
+.. math::
+
+  g_t = A x_t - b + \\sigma \\xi_t, \\qquad
+  (u_t, s_{t+1}) = \\text{opt.update}(g_t, s_t, x_t), \\qquad
+  x_{t+1} = x_t + u_t,
+
+recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``) after every
+step. The compiled function depends only on the method's static part, the
+dtype and the shapes, so every κ, schedule and order of one kind reuses it.
+A run stops early once its iterate is inf/NaN (it stays so) or, for an
+iterations-to-ε count, once the error is below ε.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks.quadratic import optimizers
+from benchmarks.quadratic import problems
+
+
+@dataclasses.dataclass
+class Trajectory:
+  """Errors along a run, relative to the initial error.
+
+  Attributes:
+    errors: ``(n,)`` float64, ``‖x_t − x*‖/‖x_0 − x*‖`` for ``t = 1 … n``
+      (``n`` = steps run; a run stopped early is shorter than asked).
+    losses: ``(n + 1,)`` float64 ``f(x_t) − f*`` for ``t = 0 … n`` when
+      tracked, else None.
+    first_nonfinite: first ``t`` (1-based) with a non-finite error, or None.
+    first_below: first ``t`` with error ≤ the run's ``stop_below``, or None.
+  """
+
+  errors: np.ndarray
+  losses: np.ndarray | None
+  first_nonfinite: int | None
+  first_below: int | None
+
+  @property
+  def final(self) -> float:
+    return float(self.errors[-1])
+
+
+@functools.partial(jax.jit, static_argnames=("method",))
+def _init(method: optimizers.Method, hparams: optimizers.Hparams,
+          x: jax.Array) -> Any:
+  return optimizers.build(method, hparams).init(x)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("method", "num_steps", "noisy", "track_loss"))
+def _chunk(method: optimizers.Method, hparams: optimizers.Hparams,
+           problem: problems.Quadratic, carry: tuple[Any, ...],
+           noise_std: jax.Array, *, num_steps: int, noisy: bool,
+           track_loss: bool) -> tuple[tuple[Any, ...], tuple[jax.Array, ...]]:
+  opt = optimizers.build(method, hparams)
+
+  def step(carry, _):
+    x, opt_state, key = carry
+    g = problems.gradient(problem, x)
+    if noisy:
+      key, sub = jax.random.split(key)
+      g = g + (noise_std * jax.random.normal(sub, x.shape, noise_std.dtype)
+               ).astype(g.dtype)
+    updates, opt_state = opt.update(g, opt_state, x)
+    x = optax.apply_updates(x, updates)
+    out = (problems.error(problem, x),)
+    if track_loss:
+      out += (problems.excess_loss(problem, x),)
+    return (x, opt_state, key), out
+
+  return jax.lax.scan(step, carry, length=num_steps)
+
+
+def run(method: optimizers.Method, hparams: optimizers.Hparams,
+        problem: problems.Quadratic, *, num_steps: int, chunk_size: int,
+        noise_std: float = 0.0, seed: int = 0, track_loss: bool = False,
+        stop_below: float | None = None) -> Trajectory:
+  """Runs ``num_steps`` steps of ``method`` from ``x_0 = 0``.
+
+  Args:
+    method: static part of the optimiser.
+    hparams: its hyper-parameter arrays.
+    problem: the quadratic (its dtype is the run's dtype).
+    num_steps: steps to run (at most; see ``stop_below``).
+    chunk_size: steps per jitted call.
+    noise_std: standard deviation of the additive gradient noise per
+      coordinate (0: exact gradients; the noise is drawn in the gradient's
+      dtype from ``seed``).
+    seed: noise seed.
+    track_loss: also record ``f(x_t) − f*``.
+    stop_below: stop after the chunk in which the error first drops to this.
+
+  Returns:
+    A :class:`Trajectory` (truncated to ``num_steps``, or to the end of the
+    chunk where it stopped).
+  """
+  dtype = problem.matrix.dtype
+  x = jnp.zeros(problem.rhs.shape, dtype)
+  initial_error = float(problems.error(problem, x))
+  carry = (x, _init(method, hparams, x), jax.random.key(seed))
+  noisy = noise_std > 0
+  noise = jnp.asarray(noise_std, optimizers.hyper_dtype(dtype))
+  errors, losses = [], []
+  first_nonfinite = first_below = None
+  done = 0
+  while done < num_steps:
+    carry, out = _chunk(method, hparams, problem, carry, noise,
+                        num_steps=chunk_size, noisy=noisy,
+                        track_loss=track_loss)
+    err = np.asarray(out[0], np.float64) / initial_error
+    errors.append(err)
+    if track_loss:
+      losses.append(np.asarray(out[1], np.float64))
+    bad = np.flatnonzero(~np.isfinite(err))
+    if bad.size and first_nonfinite is None:
+      first_nonfinite = done + int(bad[0]) + 1
+    if stop_below is not None:
+      hit = np.flatnonzero(err <= stop_below)
+      if hit.size:
+        first_below = done + int(hit[0]) + 1
+    done += chunk_size
+    if first_below is not None or not np.isfinite(err[-1]):
+      break
+  errors = np.concatenate(errors)[:num_steps]
+  if first_nonfinite is not None and first_nonfinite <= num_steps:
+    # A non-finite iterate stays non-finite: fill the steps not run.
+    errors = np.concatenate(
+        [errors, np.full(num_steps - errors.size, np.nan)])[:num_steps]
+  elif first_nonfinite is not None:
+    first_nonfinite = None
+  loss_array = None
+  if track_loss:
+    initial_loss = float(problems.excess_loss(problem, x))
+    loss_array = np.concatenate([[initial_loss], *losses])[:errors.size + 1]
+  return Trajectory(errors, loss_array, first_nonfinite, first_below)
+
+
+def time_per_iteration(
+    optimizers_by_name: Mapping[str, optax.GradientTransformation],
+    problem: problems.Quadratic, *, num_steps: int, repeats: int,
+    progress: Callable[[], None] | None = None) -> dict[str, dict[str, float]]:
+  """Median wall time per step of each optimiser's compiled ``lax.scan``.
+
+  Each optimiser gets its own jitted scan of ``num_steps`` steps of
+  ``x ← x + opt.update(Ax − b)`` (nothing else: no error is recorded); after
+  a compile-and-warm-up call, the optimisers are timed in turn, ``repeats``
+  rounds (interleaved, so a load change on the machine hits all of them),
+  each call ended by ``block_until_ready``.
+
+  Args:
+    optimizers_by_name: name -> optimiser.
+    problem: the quadratic.
+    num_steps: steps per timed call.
+    repeats: timed rounds.
+    progress: called after each timed call (a progress bar's update).
+
+  Returns:
+    name -> ``{"seconds_per_step": median wall time, "seconds_per_step_min":
+    min, "cpu_seconds_per_step": median process CPU time (all threads; less
+    sensitive to other processes on a shared machine), "state_bytes": bytes
+    of opt.init(x)}``.
+  """
+  x0 = jnp.zeros(problem.rhs.shape, problem.matrix.dtype)
+  compiled, states = {}, {}
+  for name, opt in optimizers_by_name.items():
+
+    def scan(x, state, problem, opt=opt):
+      def step(carry, _):
+        x, s = carry
+        updates, s = opt.update(problems.gradient(problem, x), s, x)
+        return (optax.apply_updates(x, updates), s), None
+      return jax.lax.scan(step, (x, state), length=num_steps)[0]
+
+    states[name] = opt.init(x0)
+    compiled[name] = jax.jit(scan)
+    jax.block_until_ready(compiled[name](x0, states[name], problem))
+  times = {name: [] for name in optimizers_by_name}
+  cpu_times = {name: [] for name in optimizers_by_name}
+  for _ in range(repeats):
+    for name, fn in compiled.items():
+      start, cpu_start = time.perf_counter(), time.process_time()
+      jax.block_until_ready(fn(x0, states[name], problem))
+      times[name].append((time.perf_counter() - start) / num_steps)
+      cpu_times[name].append((time.process_time() - cpu_start) / num_steps)
+      if progress is not None:
+        progress()
+  return {
+      name: {"seconds_per_step": statistics.median(t),
+             "seconds_per_step_min": min(t),
+             "cpu_seconds_per_step": statistics.median(cpu_times[name]),
+             "state_bytes": optimizers.state_bytes(states[name])}
+      for name, t in times.items()
+  }

@@ -1,0 +1,190 @@
+"""Smoke test of ``python -m benchmarks.quadratic --quick`` and its pieces.
+
+The benchmark runs once, in-process (its jitted scans are compiled once), into
+a temporary directory; the tests check the files it writes, the structure of
+its JSON and the claims a quick run can check: the fractal order stays finite
+in float32 where both sorted orders end in inf/NaN, and float64 final errors
+are within the Chebyshev bound. The silver schedule and the orders are
+checked against independent numbers.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+import fractal_optax
+from benchmarks.quadratic import configs
+from benchmarks.quadratic import experiments
+from benchmarks.quadratic import main as quadratic_main
+from benchmarks.quadratic import optimizers
+from benchmarks.quadratic import report
+
+_TARGETS = ("fractal_iterations_vs_bound", "fractal_vs_gd",
+            "fractal_vs_heavy_ball", "float32_matches_float64",
+            "sorted_orders_nonfinite_float32", "wall_time_vs_sgd")
+
+
+class QuickRunTest(absltest.TestCase):
+  """One ``--quick`` run shared by every test of the class."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls._tmp = tempfile.TemporaryDirectory()
+    cls.out = cls._tmp.name
+    cls.returned = quadratic_main.main(
+        ["--quick", "--out", cls.out, "--no-progress"])
+    with open(os.path.join(cls.out, "results.json")) as f:
+      cls.results = json.load(f)
+
+  @classmethod
+  def tearDownClass(cls):
+    cls._tmp.cleanup()
+    super().tearDownClass()
+
+  def test_files_written(self):
+    names = set(os.listdir(self.out))
+    self.assertLessEqual({"results.json", "results.md", *report.FIGURES},
+                         names)
+    self.assertFalse([n for n in names if n.endswith(".tmp")])
+    for figure in report.FIGURES:
+      with open(os.path.join(self.out, figure), "rb") as f:
+        self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+  def test_json_structure(self):
+    r = self.results
+    for key in ("command", "config", "environment", "orders", "acceleration",
+                "timing", "noise", "negative_progress", "schedule",
+                "targets", "wall_time_s"):
+      self.assertIn(key, r)
+    self.assertEqual(r["preset"], "quick")
+    self.assertIn("jax", r["environment"])
+    self.assertEqual([t["name"] for t in r["targets"]], list(_TARGETS))
+    for t in r["targets"]:
+      self.assertIsInstance(t["passed"], bool)
+    cfg = r["config"]
+    self.assertLen(r["orders"]["records"],
+                   len(cfg["orders_kappas"]) * len(cfg["orders_num_steps"])
+                   * len(experiments.ORDERS) * len(cfg["orders_dtypes"]))
+    methods = {rec["method"] for rec in r["acceleration"]["records"]}
+    self.assertLessEqual(set(experiments.ACCEL_METHODS), methods)
+    # The returned results are what the file holds.
+    self.assertEqual(self.returned["targets"][0]["name"], _TARGETS[0])
+
+  def test_markdown_lists_every_target(self):
+    with open(os.path.join(self.out, "results.md")) as f:
+      text = f.read()
+    self.assertIn("## Targets", text)
+    for name in _TARGETS:
+      self.assertIn(name, text)
+
+  def test_fractal_finite_in_float32_where_sorted_orders_are_not(self):
+    recs = {(r["kappa"], r["num_steps"], r["order"], r["dtype"]): r
+            for r in self.results["orders"]["records"]}
+    fractal32 = [r for k, r in recs.items()
+                 if k[2] == "fractal" and k[3] == "float32"]
+    self.assertTrue(fractal32)
+    self.assertTrue(all(r["finite"] for r in fractal32))
+    for order in experiments.SORTED_ORDERS:
+      self.assertFalse(recs[1e4, 256, order, "float32"]["finite"], order)
+    target = {t["name"]: t for t in self.results["targets"]}[
+        "sorted_orders_nonfinite_float32"]
+    self.assertTrue(target["passed"])
+
+  def test_float64_final_errors_within_bound(self):
+    for r in self.results["orders"]["records"]:
+      if r["order"] in ("fractal", "filtered") and r["dtype"] == "float64":
+        self.assertLessEqual(r["final_error"], r["bound"] * (1 + 1e-6) + 1e-12,
+                             r)
+    for r in self.results["negative_progress"]["records"]:
+      self.assertLessEqual(r["final_error"], r["bound"])
+      self.assertGreater(r["fraction_increasing"], 0.0)
+
+  def test_fractal_reaches_tolerance_and_matches_fractal_sgd(self):
+    eps = self.results["acceleration"]["tolerance"]
+    for r in self.results["acceleration"]["records"]:
+      if r["method"] == "fractal":
+        self.assertLessEqual(r["final_error"], eps)
+        self.assertLessEqual(r["iterations"], r["predicted"])
+        self.assertTrue(math.isclose(r["fractal_sgd_final_error"],
+                                     r["final_error"], rel_tol=1e-6), r)
+
+  def test_state_bytes(self):
+    opts = self.results["timing"]["problems"][0]["optimizers"]
+    self.assertFalse(opts["fractal"]["per_parameter_state"])
+    self.assertTrue(opts["heavy_ball"]["per_parameter_state"])
+
+
+class PiecesTest(parameterized.TestCase):
+
+  def test_silver_matches_published_rate(self):
+    # PEPit's example (κ = 10, n = 8): worst case ‖x_8 − x*‖² ≤ 0.0169783,
+    # attained on quadratics.
+    steps = optimizers.silver_step_sizes(0.1, 1.0, 3)
+    lam = np.linspace(0.1, 1.0, 100001)
+    sup = np.max(np.abs(np.prod(1.0 - np.outer(steps, lam), axis=0)))
+    self.assertAlmostEqual(sup**2, 0.0169783, delta=2e-7)
+
+  def test_silver_is_a_ruler_sequence(self):
+    steps = optimizers.silver_step_sizes(0.01, 1.0, 4)
+    self.assertLen(steps, 16)
+    # Step i (1-based, i < 16) depends only on the 2-adic valuation of i.
+    for i in range(1, 16):
+      j = i & -i
+      self.assertEqual(steps[i - 1], steps[j - 1])
+    self.assertAlmostEqual(optimizers.silver_step_sizes(0.01, 1.0, 0)[0],
+                           2.0 / 1.01)
+
+  @parameterized.parameters(6, 64, 100, 127)
+  def test_orders_are_permutations(self, num_steps):
+    for name in experiments.ORDERS:
+      order = experiments.step_order(name, num_steps, seed=0)
+      self.assertEqual(sorted(order.tolist()), list(range(num_steps)), name)
+    np.testing.assert_array_equal(
+        experiments.step_order("smallest_first", num_steps, 0),
+        np.arange(num_steps)[::-1])
+
+  def test_filtered_equals_fractal_for_powers_of_two(self):
+    np.testing.assert_array_equal(experiments.step_order("filtered", 64, 0),
+                                  fractal_optax.fractal_order(64))
+
+  def test_predicted_num_steps(self):
+    t = experiments.predicted_num_steps(1e4, 1e-6)
+    self.assertLessEqual(fractal_optax.chebyshev_error_bound(t, 1e-4, 1.0),
+                         1e-6)
+    self.assertGreater(fractal_optax.chebyshev_error_bound(t - 1, 1e-4, 1.0),
+                       1e-6)
+
+  @parameterized.parameters((1, 10), (4, 10), (40, 10), (64, 10))
+  def test_smallest_sufficient(self, start, expected):
+    found = experiments.smallest_sufficient(lambda t: 0.5**t, 1e-3,
+                                            start=start, limit=64)
+    self.assertEqual(found, expected)
+    self.assertIsNone(experiments.smallest_sufficient(
+        lambda t: 0.5**t, 1e-30, start=start, limit=64))
+
+  @parameterized.parameters(
+      ({"target_kappa": 5.0}, "target_kappa"),
+      ({"timing_steps": (1, 2, 3)}, "timing_steps"),
+      ({"orders_dtypes": ("float16",)}, "orders_dtypes"),
+      ({"cycle_lengths": ()}, "cycle_lengths"))
+  def test_config_check(self, change, message):
+    configs.check(configs.PRESETS["quick"])
+    with self.assertRaisesRegex(ValueError, message):
+      configs.check(dataclasses.replace(configs.PRESETS["quick"], **change))
+
+  def test_bad_input(self):
+    with self.assertRaisesRegex(ValueError, "name='sideways'"):
+      experiments.step_order("sideways", 8, 0)
+    with self.assertRaisesRegex(ValueError, "num_doublings=-1"):
+      optimizers.silver_step_sizes(0.1, 1.0, -1)
+
+
+if __name__ == "__main__":
+  absltest.main()
