@@ -368,6 +368,9 @@ class MetricsWriter:
 
   def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
     self.path = os.fspath(path)
+    if not io_utils.is_lead_process():  # One writer on a multi-host run.
+      self._file = open(os.devnull, "a")
+      return
     kept = []
     if resume_step is not None and os.path.isfile(self.path):
       kept = [r for r in read_metrics(self.path, strict=False)

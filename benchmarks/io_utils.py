@@ -4,11 +4,15 @@ A benchmark that is interrupted must never leave a half-written result behind:
 every writer here writes to a temporary file in the destination directory and
 renames it into place (``os.replace`` is atomic on POSIX and Windows), so a
 reader sees either the old file or the complete new one.
+
+On several hosts (``jax.process_count() > 1``) only process 0 writes: the
+others' writes go to a sink, so a shared file system sees one writer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -20,9 +24,22 @@ from typing import Any
 import numpy as np
 
 
+def is_lead_process() -> bool:
+  """True on process 0 of a multi-host JAX run (and in every 1-host run)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  return jax.process_index() == 0
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-  """Opens a temporary file that replaces ``path`` only if the block succeeds."""
+  """Opens a temporary file that replaces ``path`` only if the block succeeds.
+
+  On processes other than the lead one, yields an in-memory sink instead.
+  """
+  if not is_lead_process():
+    yield io.BytesIO() if "b" in mode else io.StringIO()
+    return
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)

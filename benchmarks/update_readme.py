@@ -1,22 +1,24 @@
-"""Copies the Markdown tables the benchmarks wrote into README.md.
+"""Copies the Markdown tables the benchmarks wrote into the READMEs.
 
-Every results block in the README sits between two markers,
+Every results block in README.md (and in the benchmarks' own READMEs) sits
+between two markers, naming a file relative to the repository root,
 
   <!-- results: benchmarks/results/order/order_stability.md -->
   ... (generated; do not edit by hand) ...
   <!-- /results -->
 
-and is replaced by the current content of the named file. The README then
-shows exactly what the documented commands produced; `tests/test_readme.py`
+and is replaced by the current content of the named file. The READMEs then
+show exactly what the documented commands produced; `tests/test_readme.py`
 fails when a block and its file disagree.
 
-  python -m benchmarks.update_readme          # rewrite README.md in place
-  python -m benchmarks.update_readme --check  # exit 1 if it is out of date
+  python -m benchmarks.update_readme          # rewrite the READMEs in place
+  python -m benchmarks.update_readme --check  # exit 1 if one is out of date
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import re
 import sys
@@ -47,24 +49,32 @@ def render(readme: str, root: str = ROOT) -> str:
   return _BLOCK.sub(replace, readme)
 
 
+def readme_paths(root: str = ROOT) -> list[str]:
+  """README.md at the top and in every benchmark package."""
+  return [os.path.join(root, "README.md")] + sorted(
+      glob.glob(os.path.join(root, "benchmarks", "*", "README.md")))
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--check", action="store_true",
                       help="only check; exit 1 if README.md is out of date.")
   args = parser.parse_args(argv)
-  readme_path = os.path.join(ROOT, "README.md")
-  with open(readme_path, encoding="utf-8") as f:
-    readme = f.read()
-  updated = render(readme)
-  if args.check:
-    if updated != readme:
-      print("README.md is out of date: run python -m benchmarks.update_readme")
-      return 1
-    return 0
-  if updated != readme:
-    io_utils.write_text(readme_path, updated)
+  stale = []
+  for path in readme_paths():
+    with open(path, encoding="utf-8") as f:
+      readme = f.read()
+    updated = render(readme)
+    if updated == readme:
+      continue
+    stale.append(os.path.relpath(path, ROOT))
+    if not args.check:
+      io_utils.write_text(path, updated)
+  if args.check and stale:
+    print("out of date (run python -m benchmarks.update_readme):",
+          ", ".join(stale))
+    return 1
   return 0
-
 
 if __name__ == "__main__":
   sys.exit(main())

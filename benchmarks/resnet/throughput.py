@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -206,6 +207,7 @@ def run_throughput(config: Config, workdir: str) -> dict[str, Any]:
       "environment": io_utils.environment(),
   }
   harness.write_summary(workdir, summary)
+  io_utils.write_text(os.path.join(workdir, "results.md"), markdown(summary))
   print(f"images/s (best of {config.throughput_repeats}) fractal "
         f"{best['fractal']:.1f}, constant {best['constant']:.1f}, ratio "
         f"{ratio:.4f} (median of paired repeats "
@@ -213,3 +215,34 @@ def run_throughput(config: Config, workdir: str) -> dict[str, Any]:
         f"{compile_info['fractal']['compile_s']:.1f} s / "
         f"{compile_info['constant']['compile_s']:.1f} s")
   return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+  """The throughput table: fractal against constant, same run."""
+  env = summary["environment"]
+  rows = []
+  for name in ("fractal", "constant"):
+    r = summary[name]
+    rows.append({
+        "learning rate": {
+            "fractal": f"fractal_sgd (T = "
+                       f"{summary['config']['fractal_num_steps']}, repeated)",
+            "constant": "optax.sgd (constant)"}[name],
+        "images/s (best)": r["images_per_s_best"],
+        "images/s (median)": r["images_per_s_median"],
+        "compile s": r.get("compile_s"),
+        "fraction of matmul rate": r.get("fraction_of_matmul_rate"),
+    })
+  head = (f"Batch {summary['batch_size']}, width ×"
+          f"{summary['width_multiplier']:g}, {summary['dtype']}, images "
+          f"{summary['image_shape']}, {summary['repeats']} interleaved repeats"
+          f" of {summary['steps_per_repeat']} steps on {env['backend']} "
+          f"({', '.join(sorted(set(env['devices'])))}), jax {env['jax']}.\n\n")
+  tail = (f"\nThroughput ratio fractal / constant: "
+          f"**{summary['ratio_fractal_over_constant']:.4f}** (best repeats; "
+          f"median of paired repeats "
+          f"{summary['ratio_median_of_paired_repeats']:.4f}; target ≥ "
+          f"{summary['ratio_target']}).\n")
+  return head + io_utils.markdown_table(
+      rows, ["learning rate", "images/s (best)", "images/s (median)",
+             "compile s", "fraction of matmul rate"]) + tail
