@@ -10,12 +10,15 @@ again with a 16× finer evaluation grid.
   python -m benchmarks.order_stability            # T = 1 … 1024
   python -m benchmarks.order_stability --max-t 64 --out /tmp/order
 
-Writes `order_stability.json` and `order_stability.md` into ``--out``.
+Writes `order_stability.json` and `order_stability.md` into ``--out``. The
+sweep saves its finished rows to `order_stability_partial.json` as it goes; a
+run that is interrupted and restarted with the same arguments resumes there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -60,8 +63,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.error(f"--max-t must be >= 1, got {args.max_t}")
 
   start = time.perf_counter()
+  partial_path = os.path.join(args.out, "order_stability_partial.json")
+  settings = {"oversample": args.oversample,
+              "baseline_every": args.baseline_every}
   rows = []
-  for t in tqdm(range(1, args.max_t + 1), desc="T", unit="T"):
+  if os.path.exists(partial_path):
+    with open(partial_path, encoding="utf-8") as f:
+      partial = json.load(f)
+    if partial["settings"] == settings:
+      rows = partial["rows"][:args.max_t]
+  for t in tqdm(range(len(rows) + 1, args.max_t + 1), desc="T", unit="T",
+                initial=len(rows), total=args.max_t):
     order = fractal_optax.fractal_order(t)
     row = {"T": t}
     for kappa in KAPPAS:
@@ -72,6 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
         row[f"filtered_{kappa:g}"] = block_ratio(filtered, kappa,
                                                  args.oversample)
     rows.append(row)
+    if t % 64 == 0:
+      io_utils.write_json(partial_path, {"settings": settings, "rows": rows})
 
   def worst(prefix):
     cases = [(row[f"{prefix}_{k:g}"], row["T"], k) for row in rows
@@ -122,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
   io_utils.write_json(os.path.join(args.out, "order_stability.json"),
                       {"summary": summary, "rows": rows})
   io_utils.write_text(os.path.join(args.out, "order_stability.md"), table)
+  if os.path.exists(partial_path):
+    os.remove(partial_path)
   print(table)
   return summary
 
