@@ -123,6 +123,15 @@ class ChebyshevErrorBoundTest(parameterized.TestCase):
         np.abs(poly).max(), fractal_optax.chebyshev_error_bound(t, m, big_m),
         rtol=1e-9)
 
+  def test_eigenvalue_above_max_curvature_is_catastrophic(self):
+    # PAPER.md (quoted in the README): at κ = 1e3, T = 64, an eigenvalue at
+    # 1.05·M is amplified by 3.8e10, while one below m only converges slower.
+    steps = reference.step_sizes(64, 1.0, 1e3)
+    above = abs(np.prod(1 - steps * 1.05e3))
+    below = abs(np.prod(1 - steps * 0.5))
+    self.assertAlmostEqual(above / 3.8e10, 1.0, delta=0.02)
+    self.assertLess(below, 1.0)
+
   def test_traced_curvature_is_rejected(self):
     with self.assertRaisesRegex(TypeError, "concrete"):
       jax.jit(lambda m: fractal_optax.chebyshev_error_bound(4, m, 2.0))(1.0)
