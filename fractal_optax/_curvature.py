@@ -198,9 +198,7 @@ def _flat_hvp(loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
   leaves, treedef = jax.tree_util.tree_flatten(params)
   is_float = [jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
               for leaf in leaves]
-  dtype = jnp.promote_types(
-      jnp.result_type(*[l for l, f in zip(leaves, is_float) if f]),
-      jnp.float32)
+  dtype = _float_dtype(params)
   float_leaves = [jnp.asarray(l, dtype) for l, f in zip(leaves, is_float) if f]
   x0, unravel = ravel_pytree(float_leaves)
 
