@@ -8,6 +8,7 @@ https://arxiv.org/abs/2103.01338).
 
 from fractal_optax._alias import fractal_sgd
 from fractal_optax._chebyshev import chebyshev_error_bound
+from fractal_optax._chebyshev import chebyshev_num_steps
 from fractal_optax._chebyshev import chebyshev_step_sizes
 from fractal_optax._curvature import CurvatureEstimate
 from fractal_optax._curvature import estimate_curvature
@@ -26,6 +27,7 @@ __all__ = (
     "MaxCurvatureEstimate",
     "StabilityProfile",
     "chebyshev_error_bound",
+    "chebyshev_num_steps",
     "chebyshev_step_sizes",
     "estimate_curvature",
     "estimate_max_curvature",

@@ -149,3 +149,60 @@ def chebyshev_error_bound(
   # 1/cosh(a) = 2 e^{-a} / (1 + e^{-2a}), free of overflow.
   e = math.exp(-a)
   return 2.0 * e / (1.0 + e * e)
+
+
+def chebyshev_num_steps(
+    min_curvature: float, max_curvature: float, tolerance: float
+) -> int:
+  r"""The smallest cycle length whose error bound reaches ``tolerance``.
+
+  .. math::
+
+    T(\varepsilon) = \min\{T \ge 1 : 1/T_T(z_0) \le \varepsilon\}
+    = \Big\lceil \frac{\operatorname{arccosh}(1/\varepsilon)}
+                       {\operatorname{arccosh} z_0} \Big\rceil
+    \approx \tfrac12 \sqrt\kappa \ln(2/\varepsilon),
+
+  with :math:`z_0 = (M + m)/(M - m)`. The closed form gives the start; the
+  result is then checked against :func:`chebyshev_error_bound` itself, so
+  ``chebyshev_error_bound(T, m, M) <= tolerance < chebyshev_error_bound(T -
+  1, m, M)`` holds exactly as computed.
+
+  Args:
+    min_curvature: ``m > 0`` (a concrete number).
+    max_curvature: ``M >= m`` (a concrete number).
+    tolerance: ``ε`` in ``(0, 1)``, the error ratio one cycle must reach.
+
+  Returns:
+    ``T`` as a Python int (1 when ``m == M``).
+
+  Raises:
+    TypeError: a curvature or ``tolerance`` is not a number.
+    ValueError: the curvatures are invalid, or ``tolerance`` is not in
+      ``(0, 1)``.
+
+  Example:
+    >>> import fractal_optax
+    >>> fractal_optax.chebyshev_num_steps(1.0, 1e4, 1e-6)
+    726
+
+  References:
+    Agarwal, Goel & Zhang, `Acceleration via Fractal Learning Rate Schedules
+    <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
+  """
+  _checks.check_curvatures(min_curvature, max_curvature)
+  eps = _checks.check_positive_scalar(tolerance, "tolerance")
+  if eps is None or eps >= 1.0:
+    raise ValueError(f"tolerance must be a number in (0, 1), got {tolerance=!r}.")
+  m, big_m = float(min_curvature), float(max_curvature)
+  if m >= big_m:
+    return 1
+  root_m = math.sqrt(m)
+  rate = math.log1p(2.0 * root_m * (math.sqrt(big_m) + root_m) / (big_m - m))
+  num_steps = max(1, math.ceil(math.acosh(1.0 / eps) / rate))
+  while (num_steps > 1 and
+         chebyshev_error_bound(num_steps - 1, m, big_m) <= eps):
+    num_steps -= 1
+  while chebyshev_error_bound(num_steps, m, big_m) > eps:
+    num_steps += 1
+  return num_steps

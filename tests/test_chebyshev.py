@@ -137,5 +137,34 @@ class ChebyshevErrorBoundTest(parameterized.TestCase):
       jax.jit(lambda m: fractal_optax.chebyshev_error_bound(4, m, 2.0))(1.0)
 
 
+class ChebyshevNumStepsTest(parameterized.TestCase):
+
+  @parameterized.parameters((1.0, 10.0, 1e-2), (1.0, 1e4, 1e-6),
+                            (1e-3, 2.0, 1e-8), (1.0, 1e8, 0.5),
+                            (1.0, 1.0 + 1e-6, 1e-12))
+  def test_smallest_sufficient(self, m, big_m, eps):
+    t = fractal_optax.chebyshev_num_steps(m, big_m, eps)
+    self.assertLessEqual(reference.error_bound(t, m, big_m), eps * (1 + 1e-9))
+    if t > 1:
+      self.assertGreater(reference.error_bound(t - 1, m, big_m), eps)
+
+  def test_sqrt_kappa_scaling(self):
+    # About ½√κ ln(2/ε) steps (PAPER.md).
+    for kappa in (1e2, 1e4, 1e6):
+      t = fractal_optax.chebyshev_num_steps(1.0, kappa, 1e-6)
+      self.assertAlmostEqual(t / (0.5 * np.sqrt(kappa) * np.log(2e6)), 1.0,
+                             delta=0.05)
+
+  def test_degenerate_and_bad_input(self):
+    self.assertEqual(fractal_optax.chebyshev_num_steps(2.0, 2.0, 1e-3), 1)
+    for bad in (0.0, 1.0, 2.0, float("nan")):
+      with self.assertRaisesRegex(ValueError, "tolerance="):
+        fractal_optax.chebyshev_num_steps(1.0, 2.0, bad)
+    with self.assertRaisesRegex(TypeError, "tolerance="):
+      fractal_optax.chebyshev_num_steps(1.0, 2.0, "small")
+    with self.assertRaisesRegex(ValueError, "min_curvature"):
+      fractal_optax.chebyshev_num_steps(3.0, 2.0, 1e-3)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -300,19 +300,13 @@ def curvature(problem: Problem, params_star: Any, iterations: int,
 
 
 def bound_cycle_length(min_curvature: float, max_curvature: float,
-                       epsilon: float, limit: int = 1 << 16) -> int:
-  """Smallest T with ``chebyshev_error_bound(T, m, M)^2 <= epsilon``."""
-  lo, hi = 1, 1
-  bound = lambda t: fractal_optax.chebyshev_error_bound(
-      t, min_curvature, max_curvature)
-  while bound(hi) ** 2 > epsilon:
-    if hi >= limit:
-      raise ValueError(f"No cycle length up to {limit} reaches {epsilon=}.")
-    lo, hi = hi, 2 * hi
-  while lo < hi:  # Bisection: bound(T) decreases in T.
-    mid = (lo + hi) // 2
-    lo, hi = (mid + 1, hi) if bound(mid) ** 2 > epsilon else (lo, mid)
-  return hi
+                       epsilon: float) -> int:
+  """Smallest T with ``chebyshev_error_bound(T, m, M)^2 <= epsilon``.
+
+  On a quadratic the loss gap is the squared error, hence the square.
+  """
+  return fractal_optax.chebyshev_num_steps(min_curvature, max_curvature,
+                                           math.sqrt(epsilon))
 
 
 def short_cycle_length(kappa: float) -> int:

@@ -87,13 +87,7 @@ def chebyshev_steps(num_steps: int, kappa: float) -> np.ndarray:
 
 def predicted_num_steps(kappa: float, tolerance: float) -> int:
   """Smallest ``T`` with ``chebyshev_error_bound(T, 1/κ, 1) ≤ ε``."""
-  m = 1.0 / kappa
-  # 1/T_T(z0) ≤ ε  ⇔  T ≥ arccosh(1/ε) / arccosh(z0), arccosh z0 = 2 artanh √m.
-  t = max(1, math.ceil(math.acosh(1.0 / tolerance)
-                       / (2.0 * math.atanh(math.sqrt(m)))) - 1)
-  while fractal_optax.chebyshev_error_bound(t, m, 1.0) > tolerance:
-    t += 1
-  return t
+  return fractal_optax.chebyshev_num_steps(1.0 / kappa, 1.0, tolerance)
 
 
 def table_size(config: configs.Config) -> int:
