@@ -658,13 +658,13 @@ def deep_learning_cells() -> list[nbformat.NotebookNode]:
       _md(r"""
       **Choosing $T$.** One cycle of $T$ steps multiplies the error by at most
       `chebyshev_error_bound(T, m, M)` $= 1/T_T(z_0) \le 2\rho^T$: take the
-      smallest $T$ that reaches the error you want, or, as the paper does for
+      smallest $T$ that reaches the error you want (`chebyshev_num_steps`), or, as the paper does for
       deep networks, a short cycle ($T \approx \sqrt\kappa/2$, or 8) repeated
       (`cycle=True`, the default).
       """),
       _code("""
       target = 1e-2   # error ratio ‖x_T − x*‖/‖x_0 − x*‖ wanted after one cycle (on a quadratic)
-      T = next(t for t in range(1, 1 << 16) if fractal_optax.chebyshev_error_bound(t, m, M) <= target)
+      T = fractal_optax.chebyshev_num_steps(m, M, target)
       T_short = logreg_train.short_cycle_length(M / m)
       print(f"smallest T with bound ≤ {target:g}: T = {T}; a short cycle: T = {T_short}, "
             f"bound per cycle {fractal_optax.chebyshev_error_bound(T_short, m, M):.3g}")
