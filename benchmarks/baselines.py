@@ -1,0 +1,238 @@
+r"""The baseline optimisers, each an optax transformation built from (m, M).
+
+On a quadratic whose Hessian spectrum lies in ``[m, M]`` (``κ = M/m``):
+
+* :func:`constant`: ``optax.sgd(c/M)``, or the best constant step
+  ``2/(M + m)`` (contraction ``(κ − 1)/(κ + 1)`` per step) when ``c`` is
+  None; :func:`gd` is the textbook ``1/M``.
+* :func:`heavy_ball`: Polyak's optimal constants, ``optax.sgd(α,
+  momentum=β)`` with ``α = 4/(√M + √m)²``, ``β = ((√κ − 1)/(√κ + 1))²``.
+* :func:`nesterov`: the strongly convex constants, ``optax.sgd(1/M,
+  momentum=(√κ − 1)/(√κ + 1), nesterov=True)`` (optax's form of Nesterov's
+  method is the Sutskever et al. reparametrisation).
+* :func:`silver`: the silver step-size schedule of Altschuler & Parrilo
+  (2023), strongly convex version, its saturated block repeated.
+* :func:`fractal`: ``fractal_optax.fractal_sgd(T, m, M)``.
+* :func:`steps`: ``optax.sgd`` through a given array of step sizes once
+  (e.g. the Chebyshev steps in another order), zero afterwards.
+
+``m`` and ``M`` may be traced JAX scalars, so one compiled program serves
+every κ. :func:`filtered_power_of_two_order` is the order of the PyTorch
+implementation, the baseline of ``fractal_optax.fractal_order``.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> tx = heavy_ball(0.01, 1.0)
+  >>> updates, _ = tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))
+  >>> [round(float(u), 4) for u in updates]  # −α g, α = 4/(0.1 + 1)²
+  [-3.3058, -3.3058]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import fractal_optax
+
+SILVER_RATIO = 1.0 + math.sqrt(2.0)
+MAX_SILVER_DOUBLINGS = 30
+Scalar = jax.typing.ArrayLike
+
+
+def heavy_ball_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
+  """Polyak's optimal ``(learning_rate, momentum)`` for a quadratic."""
+  sm, sbig = m ** 0.5, M ** 0.5
+  return 4.0 / (sm + sbig) ** 2, ((sbig - sm) / (sbig + sm)) ** 2
+
+
+def nesterov_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
+  """Nesterov's strongly convex ``(learning_rate, momentum)``."""
+  root = (M / m) ** 0.5
+  return 1.0 / M, (root - 1.0) / (root + 1.0)
+
+
+def constant(m: Scalar, M: Scalar, multiple: float | None = None
+             ) -> optax.GradientTransformation:
+  """``optax.sgd(multiple/M)``; the best constant ``2/(M + m)`` if None."""
+  return optax.sgd(2.0 / (M + m) if multiple is None else multiple / M)
+
+
+def gd(m: Scalar, M: Scalar) -> optax.GradientTransformation:
+  """``optax.sgd(1/M)``, the textbook safe step (``m`` unused)."""
+  del m
+  return optax.sgd(1.0 / M)
+
+
+def heavy_ball(m: Scalar, M: Scalar) -> optax.GradientTransformation:
+  """Polyak's heavy ball with the optimal quadratic constants."""
+  lr, momentum = heavy_ball_constants(m, M)
+  return optax.sgd(lr, momentum=momentum)
+
+
+def nesterov(m: Scalar, M: Scalar) -> optax.GradientTransformation:
+  """Nesterov's accelerated gradient with the strongly convex constants."""
+  lr, momentum = nesterov_constants(m, M)
+  return optax.sgd(lr, momentum=momentum, nesterov=True)
+
+
+def fractal(num_steps: int, m: Scalar, M: Scalar, *, cycle: bool = True
+            ) -> optax.GradientTransformation:
+  """``fractal_optax.fractal_sgd(T, m, M)``: the library, nothing else."""
+  return fractal_optax.fractal_sgd(num_steps, m, M, cycle=cycle)
+
+
+def steps(step_sizes: jax.typing.ArrayLike) -> optax.GradientTransformation:
+  """``optax.sgd`` taking ``step_sizes[t]`` at update ``t``, then zeros.
+
+  ``step_sizes`` may be traced (one compile per length), e.g. the Chebyshev
+  steps of ``fractal_optax.chebyshev_step_sizes`` in any order.
+  """
+
+  def schedule(count: jax.Array) -> jax.Array:
+    table = jnp.asarray(step_sizes)
+    return jnp.where(count < table.shape[0],
+                     table[jnp.minimum(count, table.shape[0] - 1)], 0.0)
+
+  return optax.sgd(schedule)
+
+
+def silver_num_doublings(m: Scalar, M: Scalar) -> Scalar:
+  r"""``k*`` with ``2**k*`` the silver schedule's saturation horizon ``n*``.
+
+  :math:`n^* = 2^{\lfloor \log_\rho(\kappa/3) \rfloor}`, ``ρ = 1 + √2``
+  (Altschuler & Parrilo, Part I); ``κ <= 3`` gives 0. Python floats give an
+  int, traced scalars an int32 array.
+  """
+  if isinstance(m, (int, float)) and isinstance(M, (int, float)):
+    kappa = M / m
+    return 0 if kappa <= 3.0 else math.floor(math.log(kappa / 3.0,
+                                                      SILVER_RATIO))
+  kappa = jnp.asarray(M) / jnp.asarray(m)
+  k = jnp.floor(jnp.log(jnp.maximum(kappa / 3.0, 1.0)) / math.log(
+      SILVER_RATIO))
+  return jnp.clip(k, 0, MAX_SILVER_DOUBLINGS).astype(jnp.int32)
+
+
+def silver_step_sizes(m: float, M: float, num_doublings: int) -> np.ndarray:
+  r"""The ``2**k`` steps of the strongly convex silver schedule, in float64.
+
+  Altschuler & Parrilo (2023, Part I), in units of ``1/M``: with
+  :math:`\psi(t) = (1 + \kappa t)/(1 + t)` and :math:`y_1 = z_1 = 1/\kappa`,
+
+  .. math::
+
+    \eta_j = 1 - z_j, \quad
+    y_{j+1} = \frac{z_j}{\eta_j + \sqrt{1 + \eta_j^2}}, \quad
+    z_{j+1} = z_j \big(\eta_j + \sqrt{1 + \eta_j^2}\big), \quad
+    a_j = \psi(y_j), \quad b_j = \psi(z_j),
+
+  and :math:`h^{(1)} = [b_1]`, :math:`h^{(2n)} = [\tilde h^{(n)}, a_{j+1},
+  \tilde h^{(n)}, b_{j+1}]` (:math:`n = 2^{j-1}`, :math:`\tilde h` without
+  its last step). So step ``i = 1 … 2^k − 1`` is :math:`a_{\nu(i) + 2}`
+  (:math:`\nu` the 2-adic valuation) and the last is :math:`b_{k+1}`. One
+  block contracts the error of any smooth strongly convex function by
+  :math:`|1 - z_{k+1}|/(1 + z_{k+1})` while :math:`z_{k+1} < 1`; ``k = 0`` is
+  ``[2/(M + m)]``. Returns :math:`h_i / M`.
+
+  Example:
+    >>> silver_step_sizes(1.0, 10.0, 0).round(4).tolist()  # 2/(M + m)
+    [0.1818]
+
+  References:
+    Altschuler & Parrilo, `Acceleration by Stepsize Hedging I: Multi-Step
+    Descent and the Silver Stepsize Schedule
+    <https://arxiv.org/abs/2309.07879>`_, 2023 (recursion as in PEPit's
+    ``wc_gradient_descent_silver_stepsize_strongly_convex``).
+  """
+  if not isinstance(num_doublings, int) or num_doublings < 0:
+    raise ValueError(
+        f"num_doublings must be an int >= 0, got {num_doublings=}.")
+  if not 0 < m < M:
+    raise ValueError(f"need 0 < m < M, got {m=}, {M=}.")
+  kappa = M / m
+  psi = lambda t: (1.0 + kappa * t) / (1.0 + t)
+  z = 1.0 / kappa
+  out = [psi(z)]
+  for _ in range(num_doublings):
+    eta = 1.0 - z
+    root = eta + math.sqrt(1.0 + eta * eta)
+    y, z = z / root, z * root
+    out = out[:-1] + [psi(y)] + out[:-1] + [psi(z)]
+  return np.asarray(out, np.float64) / M
+
+
+def silver_schedule(m: Scalar, M: Scalar, *,
+                    num_doublings: Scalar | None = None) -> optax.Schedule:
+  r"""The silver schedule, its block of ``2**k`` steps repeated.
+
+  ``schedule(c) = h_{c mod 2^k} / M`` with the block ``h`` of
+  :func:`silver_step_sizes`, computed with ``jnp`` from (possibly traced)
+  ``m``, ``M`` and ``k`` (default: the saturation exponent
+  :func:`silver_num_doublings`): step ``i = (c mod 2^k) + 1`` is
+  :math:`a_{\nu(i)+2}`, or :math:`b_{k+1}` when ``i = 2^k``. Repeating the
+  saturated block is what the paper prescribes past the horizon (rate
+  :math:`\kappa^{-\log_\rho 2} \approx \kappa^{-0.7864}` per step, between
+  GD's ``1/κ`` and the accelerated ``1/√κ``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> schedule = silver_schedule(1.0, 10.0, num_doublings=2)
+    >>> [round(float(schedule(c)), 6) for c in range(4)] == [
+    ...     round(float(h), 6) for h in silver_step_sizes(1.0, 10.0, 2)]
+    True
+  """
+  if num_doublings is None:
+    num_doublings = silver_num_doublings(m, M)
+
+  def schedule(count: jax.Array) -> jax.Array:
+    dtype = jnp.result_type(m, M, float)
+    kappa = jnp.asarray(M, dtype) / jnp.asarray(m, dtype)
+    psi = lambda t: (1.0 + kappa * t) / (1.0 + t)
+    ys, zs = [1.0 / kappa], [1.0 / kappa]
+    for _ in range(MAX_SILVER_DOUBLINGS + 1):
+      eta = 1.0 - zs[-1]
+      root = eta + jnp.sqrt(1.0 + eta * eta)
+      ys.append(zs[-1] / root)
+      zs.append(zs[-1] * root)
+    k = jnp.asarray(num_doublings, jnp.int32)
+    period = jnp.left_shift(jnp.int32(1), k)
+    i = jnp.remainder(jnp.asarray(count, jnp.int32), period) + 1
+    nu = jax.lax.population_count((i & -i) - 1)
+    a = psi(jnp.stack(ys)[nu + 1])
+    b = psi(jnp.stack(zs)[k])
+    return jnp.where(i == period, b, a) / jnp.asarray(M, dtype)
+
+  return schedule
+
+
+def silver(m: Scalar, M: Scalar, *, num_doublings: Scalar | None = None
+           ) -> optax.GradientTransformation:
+  """``optax.sgd`` with :func:`silver_schedule`."""
+  return optax.sgd(silver_schedule(m, M, num_doublings=num_doublings))
+
+
+BASELINES: dict[str, Callable[[Scalar, Scalar],
+                              optax.GradientTransformation]] = {
+    "gd": constant, "gd_1/M": gd, "heavy_ball": heavy_ball,
+    "nesterov": nesterov, "silver": silver,
+}
+
+
+def filtered_power_of_two_order(num_steps: int) -> np.ndarray:
+  """The PyTorch implementation's order: the next power of two's order, ≥ T dropped.
+
+  Equals ``fractal_order(T)`` when ``T`` is a power of two.
+
+  Example:
+    >>> filtered_power_of_two_order(6).tolist()
+    [0, 3, 4, 1, 2, 5]
+  """
+  full = np.asarray(fractal_optax.fractal_order(
+      1 << max(0, (num_steps - 1).bit_length())))
+  return full[full < num_steps]

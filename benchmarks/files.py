@@ -1,0 +1,167 @@
+"""Result files: atomic writes, JSON, and the environment record.
+
+An interrupted benchmark never leaves a half-written result: every writer
+writes a temporary file in the destination folder and renames it into place
+(``os.replace`` is atomic), so a reader sees the old file or the new one.
+On several hosts (``jax.process_count() > 1``) only process 0 writes; the
+others write to a sink, so a shared file system sees one writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+SUMMARY_FILE = "summary.json"
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def is_lead_process() -> bool:
+  """True on process 0 of a multi-host JAX run (and in every 1-host run)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  return jax.process_index() == 0
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+  """A temporary file that replaces ``path`` only if the block succeeds.
+
+  On processes other than the lead one, yields an in-memory sink instead.
+  """
+  if not is_lead_process():
+    yield io.BytesIO() if "b" in mode else io.StringIO()
+    return
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(
+      dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+  try:
+    with os.fdopen(fd, mode) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone.
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+    raise
+
+
+def to_jsonable(obj: Any) -> Any:
+  """numpy/jax scalars and arrays to JSON types; non-finite floats to str."""
+  if isinstance(obj, dict):
+    return {str(k): to_jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [to_jsonable(v) for v in obj]
+  if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):
+    arr = np.asarray(obj)
+    if arr.ndim == 0:
+      return to_jsonable(arr.item())
+    return [to_jsonable(v) for v in arr.tolist()]
+  if isinstance(obj, float) and not math.isfinite(obj):
+    # JSON has no inf/nan; keep them explicit rather than silently dropped.
+    return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+  if isinstance(obj, (np.floating, np.integer, np.bool_)):
+    return to_jsonable(obj.item())
+  return obj
+
+
+def from_jsonable(obj: Any) -> Any:
+  """Inverse of :func:`to_jsonable` for floats: "nan"/"inf" strings back."""
+  if isinstance(obj, dict):
+    return {k: from_jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, list):
+    return [from_jsonable(v) for v in obj]
+  if isinstance(obj, str) and obj in _NONFINITE:
+    return _NONFINITE[obj]
+  return obj
+
+
+def dumps(data: Any) -> str:
+  """Indented JSON text of ``data`` (via :func:`to_jsonable`)."""
+  return json.dumps(to_jsonable(data), indent=2) + "\n"
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+  """Writes ``data`` as indented JSON, atomically."""
+  write_text(path, dumps(data))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  """Reads a JSON file written by :func:`write_json` (non-finite restored)."""
+  with open(path, encoding="utf-8") as f:
+    return from_jsonable(json.load(f))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` atomically."""
+  with atomic_open(path) as f:
+    f.write(text)
+
+
+def write_summary(workdir: str | os.PathLike, summary: Mapping[str, Any],
+                  name: str = SUMMARY_FILE) -> str:
+  """Writes ``workdir/name`` atomically, at the end of a run; its path."""
+  path = os.path.join(os.fspath(workdir), name)
+  write_json(path, dict(summary))
+  return path
+
+
+def remove_summary(workdir: str | os.PathLike, name: str = SUMMARY_FILE
+                   ) -> None:
+  """Deletes a stale summary, so an unfinished run never shows one."""
+  with contextlib.suppress(FileNotFoundError):
+    os.remove(os.path.join(os.fspath(workdir), name))
+
+
+def check_writable(directory: str | os.PathLike) -> str:
+  """Creates ``directory`` if needed and checks a file can be written there.
+
+  Returns:
+    The directory as a string.
+
+  Raises:
+    OSError: it cannot be created or written (the message names it).
+  """
+  directory = os.fspath(directory)
+  try:
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryFile(dir=directory):
+      pass
+  except OSError as e:
+    raise OSError(f"cannot write to {directory!r}: {e.strerror or e}") from e
+  return directory
+
+
+def environment() -> dict[str, Any]:
+  """Versions and devices, recorded next to every result."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  env = {
+      "python": platform.python_version(),
+      "jax": jax.__version__,
+      "optax": optax.__version__,
+      "backend": jax.default_backend(),
+      "devices": [str(d.device_kind) for d in jax.devices()],
+      "device_count": jax.device_count(),
+      "cpu_count": os.cpu_count(),
+      "machine": platform.machine(),
+  }
+  with contextlib.suppress(ImportError):
+    import flax  # pylint: disable=g-import-not-at-top
+
+    env["flax"] = flax.__version__
+  return env

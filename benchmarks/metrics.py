@@ -1,0 +1,146 @@
+"""Per-step metrics as JSON lines: ``MetricsWriter`` and ``read_metrics``.
+
+Step convention (all experiments): the record ``{"step": t, ...}`` holds the
+loss measured at the iterate after ``t`` updates and the learning rate of
+update ``t`` (optax's ``schedule(t)``), which moves it to ``t + 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks import files
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(path: str | os.PathLike, *, strict: bool = True
+                 ) -> list[dict[str, Any]]:
+  """Reads a metrics JSONL file (``"nan"``/``"inf"`` strings become floats).
+
+  Args:
+    path: the ``metrics.jsonl`` file.
+    strict: if False, a malformed LAST line (a write cut short by a kill) is
+      dropped instead of raising.
+
+  Returns:
+    The records in file order.
+
+  Raises:
+    ValueError: a malformed line (naming the file and line number).
+  """
+  path = os.fspath(path)
+  with open(path) as f:
+    lines = f.read().split("\n")
+  if lines and lines[-1] == "":
+    lines.pop()
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or "step" not in record:
+        raise ValueError("not an object with a 'step'")
+    except ValueError as e:
+      if not strict and i == len(lines) - 1:
+        break
+      raise ValueError(
+          f"Malformed metrics line {i + 1} in {path!r}: {e}") from e
+    records.append(files.from_jsonable(record))
+  return records
+
+
+def metrics_arrays(records: Sequence[Mapping[str, Any]], key: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """``(steps, values)`` of the records that hold ``key``."""
+  pairs = [(r["step"], r[key]) for r in records if key in r]
+  steps = np.array([p[0] for p in pairs], dtype=np.int64)
+  values = np.array([p[1] for p in pairs], dtype=np.float64)
+  return steps, values
+
+
+class MetricsWriter:
+  """Appends per-step metrics to a JSON-lines file, resume-consistently.
+
+  A fresh writer (``resume_step=None``) starts an empty file. A resuming
+  writer keeps only the records with ``step < resume_step`` (atomically
+  rewriting the file, dropping a cut-short last line), so the steps replayed
+  after a restore are not duplicated.
+
+  Example::
+
+    with MetricsWriter("results/x/metrics.jsonl") as w:
+      w.write(0, loss=2.3, learning_rate=0.1)
+  """
+
+  def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
+    self.path = os.fspath(path)
+    if not files.is_lead_process():  # One writer on a multi-host run.
+      self._file = open(os.devnull, "a")
+      return
+    kept = []
+    if resume_step is not None and os.path.isfile(self.path):
+      kept = [r for r in read_metrics(self.path, strict=False)
+              if r["step"] < resume_step]
+    with files.atomic_open(self.path) as f:
+      for record in kept:
+        f.write(self._encode(record))
+    self._file = open(self.path, "a")
+
+  @staticmethod
+  def _encode(record: Mapping[str, Any]) -> str:
+    return json.dumps(files.to_jsonable(dict(record))) + "\n"
+
+  def write(self, step: int, metrics: Mapping[str, Any] | None = None,
+            **scalars: Any) -> None:
+    """Appends one record ``{"step": step, **metrics, **scalars}``."""
+    record = {"step": int(step)}
+    record.update(metrics or {})
+    record.update(scalars)
+    self._file.write(self._encode(record))
+
+  def write_chunk(self, start_step: int, metrics: Mapping[str, Any],
+                  extra: Mapping[int, Mapping[str, Any]] | None = None) -> int:
+    """Appends records for steps ``start_step ...`` from stacked metrics.
+
+    Args:
+      start_step: the step of the first row.
+      metrics: name -> array with a leading axis of length ``n`` (all equal).
+      extra: step -> additional metrics merged into that record (e.g. an
+        evaluation); on a name clash the step metrics win.
+
+    Returns:
+      ``n``, the number of records written.
+    """
+    arrays = {k: np.asarray(v) for k, v in metrics.items()}
+    lengths = {v.shape[0] if v.ndim else 0 for v in arrays.values()}
+    if len(lengths) != 1:
+      raise ValueError(f"Metrics must share one leading length, got "
+                       f"{ {k: v.shape for k, v in arrays.items()} }.")
+    (n,) = lengths
+    extra = extra or {}
+    for i in range(n):
+      record = dict(extra.get(start_step + i, {}))
+      record.update({k: v[i] for k, v in arrays.items()})
+      self.write(start_step + i, record)
+    return n
+
+  def flush(self) -> None:
+    """Flushes and fsyncs, so the file survives a kill."""
+    self._file.flush()
+    os.fsync(self._file.fileno())
+
+  def close(self) -> None:
+    if not self._file.closed:
+      self.flush()
+      self._file.close()
+
+  def __enter__(self) -> MetricsWriter:
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()

@@ -1,0 +1,125 @@
+"""The one resume mechanism: a long run is a set of named, finished units.
+
+Every long run (a sweep over λ × T, an lr sweep, the order-stability scan in
+chunks of T, the quadratic benchmark's parts, set-up numbers such as f* and
+M) is split into *units*, each a deterministic function of the config. A
+:class:`Store` keeps each finished unit as one JSON file,
+``workdir/units/<name>.json``, written atomically; a restarted run reuses
+them and computes only the rest. Every unit's value goes through the same
+JSON round trip whether it was just computed or read back, so a run that was
+killed and restarted writes the same files as one that was not.
+
+:func:`claim` records the config in ``workdir/config.json`` and refuses a
+workdir holding unfinished work (units, or training checkpoints, see
+``benchmarks.train_loop``) of another config: resuming would splice two
+experiments together. Only process 0 writes (``files.is_lead_process``).
+
+Example (a resumable sweep)::
+
+  store = resume.Store(workdir, config)
+  rows = [store.compute(f"l2={l2:g}", lambda: sweep_one(config, l2))
+          for l2 in config.sweep_l2]
+  files.write_json(os.path.join(workdir, "sweep.json"), {"rows": rows})
+  store.clear()   # The final files are written: drop the units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks import config as config_lib
+from benchmarks import files
+
+CONFIG_FILE = "config.json"
+UNITS_DIR = "units"
+CHECKPOINT_DIR = "checkpoints"
+IGNORED_KEYS = ("progress",)
+_UNIT_NAME = re.compile(r"[A-Za-z0-9_.=+,-]+")
+
+
+def _in_progress(workdir: str) -> bool:
+  """Whether ``workdir`` holds stored units or training checkpoints."""
+  for root, dirs, names in os.walk(workdir):
+    base = os.path.basename(root)
+    if (base == CHECKPOINT_DIR and dirs) or (base == UNITS_DIR and names):
+      return True
+  return False
+
+
+def claim(workdir: str | os.PathLike, config: Any,
+          ignore: Sequence[str] = IGNORED_KEYS) -> None:
+  """Records ``config`` in ``workdir``; refuses another config's unfinished work.
+
+  Args:
+    workdir: the experiment's output directory.
+    config: the dataclass config of this run.
+    ignore: fields that do not change results.
+
+  Raises:
+    ValueError: the workdir holds units or checkpoints of a run whose config
+      differs (outside ``ignore``); the message names the keys.
+  """
+  workdir = os.fspath(workdir)
+  current = config_lib.to_dict(config)
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.isfile(path) and _in_progress(workdir):
+    with open(path) as f:
+      previous = json.load(f)
+    diff = sorted(k for k in set(previous) | set(current)
+                  if k not in ignore and previous.get(k) != current.get(k))
+    if diff:
+      raise ValueError(
+          f"{workdir!r} holds unfinished work of a run with a different "
+          f"config (keys {diff}); use another --workdir, or delete "
+          f"{os.path.join(workdir, UNITS_DIR)!r} and "
+          f"{os.path.join(workdir, CHECKPOINT_DIR)!r}.")
+  files.write_json(path, current)
+
+
+class Store:
+  """Finished units of one run, one atomic JSON file each.
+
+  Args:
+    workdir: the run's output directory (claimed with :func:`claim`).
+    config: the run's config (a dataclass).
+    ignore: config fields that do not change results.
+  """
+
+  def __init__(self, workdir: str | os.PathLike, config: Any,
+               ignore: Sequence[str] = IGNORED_KEYS):
+    self.workdir = os.fspath(workdir)
+    self.directory = os.path.join(self.workdir, UNITS_DIR)
+    claim(self.workdir, config, ignore)
+
+  def path(self, unit: str) -> str:
+    if not isinstance(unit, str) or not _UNIT_NAME.fullmatch(unit):
+      raise ValueError("A unit name is letters, digits and _.=+,- only, got "
+                       f"{unit=}.")
+    return os.path.join(self.directory, unit + ".json")
+
+  def __contains__(self, unit: str) -> bool:
+    return os.path.isfile(self.path(unit))
+
+  def compute(self, unit: str, fn: Callable[[], Any]) -> Any:
+    """The stored value of ``unit``, or ``fn()`` stored first.
+
+    Returns:
+      The value as read back from its JSON (tuples become lists, numpy
+      arrays lists, non-finite floats stay floats), the same either way.
+    """
+    path = self.path(unit)
+    if os.path.isfile(path):
+      return files.read_json(path)
+    text = files.dumps(fn())
+    files.write_text(path, text)
+    return files.from_jsonable(json.loads(text))
+
+  def clear(self) -> None:
+    """Deletes the units (call once the run's final files are written)."""
+    if files.is_lead_process():
+      shutil.rmtree(self.directory, ignore_errors=True)
