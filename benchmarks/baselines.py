@@ -45,15 +45,23 @@ MAX_SILVER_DOUBLINGS = 30
 Scalar = jax.typing.ArrayLike
 
 
+def _concrete(*values: object) -> bool:
+  return all(isinstance(v, (int, float)) for v in values)
+
+
+def _sqrt(x: Scalar) -> Scalar:
+  return math.sqrt(x) if _concrete(x) else jnp.sqrt(x)
+
+
 def heavy_ball_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
   """Polyak's optimal ``(learning_rate, momentum)`` for a quadratic."""
-  sm, sbig = m ** 0.5, M ** 0.5
+  sm, sbig = _sqrt(m), _sqrt(M)
   return 4.0 / (sm + sbig) ** 2, ((sbig - sm) / (sbig + sm)) ** 2
 
 
 def nesterov_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
   """Nesterov's strongly convex ``(learning_rate, momentum)``."""
-  root = (M / m) ** 0.5
+  root = _sqrt(M / m)
   return 1.0 / M, (root - 1.0) / (root + 1.0)
 
 
@@ -109,7 +117,7 @@ def silver_num_doublings(m: Scalar, M: Scalar) -> Scalar:
   (Altschuler & Parrilo, Part I); ``κ <= 3`` gives 0. Python floats give an
   int, traced scalars an int32 array.
   """
-  if isinstance(m, (int, float)) and isinstance(M, (int, float)):
+  if _concrete(m, M):
     kappa = M / m
     return 0 if kappa <= 3.0 else math.floor(math.log(kappa / 3.0,
                                                       SILVER_RATIO))
@@ -178,7 +186,8 @@ def silver_schedule(m: Scalar, M: Scalar, *,
   :math:`a_{\nu(i)+2}`, or :math:`b_{k+1}` when ``i = 2^k``. Repeating the
   saturated block is what the paper prescribes past the horizon (rate
   :math:`\kappa^{-\log_\rho 2} \approx \kappa^{-0.7864}` per step, between
-  GD's ``1/κ`` and the accelerated ``1/√κ``).
+  GD's ``1/κ`` and the accelerated ``1/√κ``). Python floats ``m``, ``M``,
+  ``k`` give a precomputed table instead.
 
   Example:
     >>> import jax.numpy as jnp
@@ -189,6 +198,10 @@ def silver_schedule(m: Scalar, M: Scalar, *,
   """
   if num_doublings is None:
     num_doublings = silver_num_doublings(m, M)
+  if _concrete(m, M, num_doublings):
+    table = silver_step_sizes(m, M, num_doublings)  # numpy: no tracer leak.
+    return lambda count: jnp.asarray(table, jnp.result_type(float))[
+        jnp.remainder(jnp.asarray(count), table.size)]
 
   def schedule(count: jax.Array) -> jax.Array:
     dtype = jnp.result_type(m, M, float)

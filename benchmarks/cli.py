@@ -18,7 +18,8 @@ Example ``main.py``::
 
   def main(argv=None):
     return cli.main(argv, description=__doc__, presets=configs.PRESETS,
-                    run=experiment.run, default_workdir="results/quadratic")
+                    run=experiment.run, default_workdir="results/quadratic",
+                    prog="python -m benchmarks.quadratic")
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,7 +80,7 @@ def config_from_args(args: argparse.Namespace,
 
 def main(argv: Sequence[str] | None, *, description: str,
          presets: Mapping[str, Any], run: Callable[[Any, str], Any],
-         default_workdir: str,
+         default_workdir: str, prog: str | None = None,
          shortcuts: Sequence[str] = ("dataset", "data_dir")) -> Any:
   """Parses the flags, checks config and workdir, then ``run(config, workdir)``.
 
@@ -88,12 +91,18 @@ def main(argv: Sequence[str] | None, *, description: str,
     run: ``(config, workdir) -> result``, the experiment's entry point.
     default_workdir: default ``--workdir`` (``{preset}`` is replaced by the
       preset's name, e.g. ``"results/logreg/{preset}"``).
+    prog: how the benchmark is invoked (``"python -m benchmarks.x"``); if
+      given, ``run`` is called with ``command=`` the full command line, for
+      the results to record.
     shortcuts: config fields that also get a flag of their own.
 
   Returns:
     What ``run`` returns (``None`` with ``--print-config``).
   """
+  argv = sys.argv[1:] if argv is None else list(argv)
   parser = build_parser(description, presets, default_workdir, shortcuts)
+  if prog:
+    parser.prog = prog
   args = parser.parse_args(argv)
   try:
     config = config_from_args(args, presets)
@@ -107,4 +116,6 @@ def main(argv: Sequence[str] | None, *, description: str,
     files.check_writable(workdir)
   except OSError as e:
     parser.error(f"--workdir: {e}")
+  if prog:
+    return run(config, workdir, command=shlex.join([*prog.split(), *argv]))
   return run(config, workdir)

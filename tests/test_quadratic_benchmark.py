@@ -4,8 +4,8 @@ The benchmark runs once, in-process (its jitted scans are compiled once), into
 a temporary directory; the tests check the files it writes, the structure of
 its JSON and the claims a quick run can check: the fractal order stays finite
 in float32 where both sorted orders end in inf/NaN, and float64 final errors
-are within the Chebyshev bound. The silver schedule and the orders are
-checked against independent numbers.
+are within the Chebyshev bound. The orders are checked against independent
+numbers (the baselines in tests/test_baselines.py).
 """
 
 import dataclasses
@@ -20,9 +20,8 @@ import numpy as np
 
 import fractal_optax
 from benchmarks.quadratic import configs
-from benchmarks.quadratic import experiments
+from benchmarks.quadratic import experiment as experiments
 from benchmarks.quadratic import main as quadratic_main
-from benchmarks.quadratic import optimizers
 from benchmarks.quadratic import report
 
 _TARGETS = ("fractal_iterations_vs_bound", "fractal_vs_gd",
@@ -39,7 +38,7 @@ class QuickRunTest(absltest.TestCase):
     cls._tmp = tempfile.TemporaryDirectory()
     cls.out = cls._tmp.name
     cls.returned = quadratic_main.main(
-        ["--quick", "--out", cls.out, "--no-progress"])
+        ["--quick", "--workdir", cls.out, "--set", "progress=false"])
     with open(os.path.join(cls.out, "results.json")) as f:
       cls.results = json.load(f)
 
@@ -53,6 +52,8 @@ class QuickRunTest(absltest.TestCase):
     self.assertLessEqual({"results.json", "results.md", *report.FIGURES},
                          names)
     self.assertFalse([n for n in names if n.endswith(".tmp")])
+    self.assertNotIn("units", names)  # A finished run drops its units.
+    self.assertIn("config.json", names)
     for figure in report.FIGURES:
       with open(os.path.join(self.out, figure), "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
@@ -63,7 +64,9 @@ class QuickRunTest(absltest.TestCase):
                 "timing", "noise", "negative_progress", "schedule",
                 "targets", "wall_time_s"):
       self.assertIn(key, r)
-    self.assertEqual(r["preset"], "quick")
+    self.assertEqual(r["command"], "python -m benchmarks.quadratic --quick "
+                     f"--workdir {self.out} --set progress=false")
+    self.assertEqual(list(r["part_wall_time_s"]), list(experiments.PARTS))
     self.assertIn("jax", r["environment"])
     self.assertEqual([t["name"] for t in r["targets"]], list(_TARGETS))
     for t in r["targets"]:
@@ -123,24 +126,6 @@ class QuickRunTest(absltest.TestCase):
 
 class PiecesTest(parameterized.TestCase):
 
-  def test_silver_matches_published_rate(self):
-    # PEPit's example (κ = 10, n = 8): worst case ‖x_8 − x*‖² ≤ 0.0169783,
-    # attained on quadratics.
-    steps = optimizers.silver_step_sizes(0.1, 1.0, 3)
-    lam = np.linspace(0.1, 1.0, 100001)
-    sup = np.max(np.abs(np.prod(1.0 - np.outer(steps, lam), axis=0)))
-    self.assertAlmostEqual(sup**2, 0.0169783, delta=2e-7)
-
-  def test_silver_is_a_ruler_sequence(self):
-    steps = optimizers.silver_step_sizes(0.01, 1.0, 4)
-    self.assertLen(steps, 16)
-    # Step i (1-based, i < 16) depends only on the 2-adic valuation of i.
-    for i in range(1, 16):
-      j = i & -i
-      self.assertEqual(steps[i - 1], steps[j - 1])
-    self.assertAlmostEqual(optimizers.silver_step_sizes(0.01, 1.0, 0)[0],
-                           2.0 / 1.01)
-
   @parameterized.parameters(6, 64, 100, 127)
   def test_orders_are_permutations(self, num_steps):
     for name in experiments.ORDERS:
@@ -173,17 +158,15 @@ class PiecesTest(parameterized.TestCase):
       ({"target_kappa": 5.0}, "target_kappa"),
       ({"timing_steps": (1, 2, 3)}, "timing_steps"),
       ({"orders_dtypes": ("float16",)}, "orders_dtypes"),
-      ({"cycle_lengths": ()}, "cycle_lengths"))
+      ({"cycle_lengths": ()}, "cycle_lengths"),
+      ({"noise_kappa": 1.0}, "noise_kappa=1.0"))
   def test_config_check(self, change, message):
-    configs.check(configs.PRESETS["quick"])
     with self.assertRaisesRegex(ValueError, message):
-      configs.check(dataclasses.replace(configs.PRESETS["quick"], **change))
+      dataclasses.replace(configs.PRESETS["quick"], **change)
 
   def test_bad_input(self):
     with self.assertRaisesRegex(ValueError, "name='sideways'"):
       experiments.step_order("sideways", 8, 0)
-    with self.assertRaisesRegex(ValueError, "num_doublings=-1"):
-      optimizers.silver_step_sizes(0.1, 1.0, -1)
 
 
 if __name__ == "__main__":

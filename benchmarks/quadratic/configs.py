@@ -1,7 +1,8 @@
 """Named configurations of the quadratic benchmark (the project's main job).
 
 Every preset is a frozen ``Config``; any field can be overridden from the
-command line (``--set key=value``, see ``benchmarks.harness``).
+command line (``--set key=value``, see ``benchmarks.cli``); ``__post_init__``
+checks every preset and override.
 
 Presets:
 
@@ -13,6 +14,8 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
+
+from benchmarks import config as checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Config:
       reported).
     negative_kappas: κ of the negative-progress experiment.
     negative_num_steps: T of the negative-progress experiment.
+    progress: draw a progress bar on stderr (does not change results).
   """
 
   seed: int = 0
@@ -90,6 +94,37 @@ class Config:
   noise_repeats: int = 5
   negative_kappas: tuple[float, ...] = (1e2, 1e3, 1e4)
   negative_num_steps: tuple[int, ...] = (64, 100, 256)
+  progress: bool = True
+
+  def __post_init__(self):
+    for name in ("orders_kappas", "orders_num_steps", "orders_dtypes",
+                 "accel_kappas", "cycle_lengths", "timing_dims",
+                 "noise_num_steps", "noise_scales", "negative_kappas",
+                 "negative_num_steps"):
+      checks.non_empty(name, getattr(self, name))
+    for name in ("chunk_size", "orders_dim", "orders_num_steps", "accel_dim",
+                 "tolerance", "cycle_lengths", "max_iterations", "timing_dims",
+                 "timing_steps", "timing_repeats", "noise_num_steps",
+                 "noise_repeats", "negative_num_steps", "profile_oversample"):
+      checks.positive(name, getattr(self, name))
+    checks.non_negative("noise_scales", self.noise_scales)
+    checks.one_of("orders_dtypes", self.orders_dtypes,
+                  ("float64", "float32", "bfloat16"))
+    for name in ("orders_kappas", "accel_kappas", "negative_kappas",
+                 "noise_kappa"):
+      value = getattr(self, name)
+      checks.require(min(value if isinstance(value, tuple) else (value,)) > 1,
+                     f"every κ must be > 1, got {name}={value!r}.")
+    checks.require(
+        len(self.timing_dims) == len(self.timing_steps),
+        "timing_dims and timing_steps need one entry each, got "
+        f"timing_dims={self.timing_dims}, timing_steps={self.timing_steps}.")
+    for name, value, grid in (
+        ("target_kappa", self.target_kappa, "accel_kappas"),
+        ("figure_kappa", self.figure_kappa, "orders_kappas"),
+        ("figure_num_steps", self.figure_num_steps, "orders_num_steps")):
+      checks.require(value in getattr(self, grid), f"{name} must be one of "
+                     f"{grid}={getattr(self, grid)}, got {name}={value!r}.")
 
 
 PRESETS = {
@@ -117,40 +152,3 @@ PRESETS = {
     ),
 }
 
-
-def check(config: Config) -> Config:
-  """Checks that the settings fit together; returns ``config``.
-
-  Raises:
-    ValueError: naming the offending field and its value.
-  """
-  for name in ("orders_kappas", "orders_num_steps", "orders_dtypes",
-               "accel_kappas", "cycle_lengths", "timing_dims",
-               "noise_num_steps", "noise_scales", "negative_kappas",
-               "negative_num_steps"):
-    if not getattr(config, name):
-      raise ValueError(f"{name} must not be empty, got {name}=().")
-  if len(config.timing_dims) != len(config.timing_steps):
-    raise ValueError(
-        "timing_dims and timing_steps need one entry each, got "
-        f"timing_dims={config.timing_dims}, "
-        f"timing_steps={config.timing_steps}.")
-  if config.target_kappa not in config.accel_kappas:
-    raise ValueError(f"target_kappa must be one of accel_kappas="
-                     f"{config.accel_kappas}, got {config.target_kappa=}.")
-  if config.figure_kappa not in config.orders_kappas:
-    raise ValueError(f"figure_kappa must be one of orders_kappas="
-                     f"{config.orders_kappas}, got {config.figure_kappa=}.")
-  if config.figure_num_steps not in config.orders_num_steps:
-    raise ValueError(
-        f"figure_num_steps must be one of orders_num_steps="
-        f"{config.orders_num_steps}, got {config.figure_num_steps=}.")
-  bad = [d for d in config.orders_dtypes
-         if d not in ("float64", "float32", "bfloat16")]
-  if bad:
-    raise ValueError("orders_dtypes must be float64, float32 or bfloat16, "
-                     f"got orders_dtypes={config.orders_dtypes}.")
-  if min(config.orders_kappas + config.accel_kappas
-         + config.negative_kappas + (config.noise_kappa,)) <= 1:
-    raise ValueError("every κ must be > 1.")
-  return config

@@ -1,10 +1,11 @@
 """Result files of the quadratic benchmark: JSON, Markdown and PNG figures.
 
-Everything goes through ``benchmarks.io_utils`` (atomic writes):
+Everything is written atomically (``benchmarks.files``, ``reporting``):
 
 * ``results.json``: every number of the run (config, environment, the four
   experiments, the targets);
 * ``results.md``: the targets with pass/fail and the main tables;
+* ``summary.md``: the command, the targets and iterations-to-ε (README);
 * ``schedule.png``: the fractal schedule itself;
 * ``orders_error.png``: error against iteration for the five orders;
 * ``iterations_to_eps.png``: iterations-to-ε against κ, log-log, with √κ
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import io_utils
+from benchmarks import files
+from benchmarks import reporting
 
 FIGURES = ("schedule.png", "orders_error.png", "iterations_to_eps.png",
            "float32_horizon.png")
@@ -38,9 +40,9 @@ def write_all(results: dict[str, Any], workdir: str) -> list[str]:
   paths = [os.path.join(workdir, "results.json"),
            os.path.join(workdir, "results.md"),
            os.path.join(workdir, "summary.md")]
-  io_utils.write_json(paths[0], results)
-  io_utils.write_text(paths[1], markdown(results))
-  io_utils.write_text(paths[2], summary_markdown(results))
+  files.write_json(paths[0], results)
+  files.write_text(paths[1], markdown(results))
+  files.write_text(paths[2], summary_markdown(results))
   paths += write_figures(results, workdir)
   return paths
 
@@ -64,6 +66,17 @@ def _error_cell(record: dict[str, Any]) -> str:
   return f"{record['final_error']:.3g}"
 
 
+def targets_text(results: dict[str, Any]) -> str:
+  """One ``PASS``/``FAIL`` line per target (printed at the end of a run)."""
+  lines = []
+  for t in results["targets"]:
+    shown = (f"{t['measured']:.4g}" if isinstance(t["measured"], float)
+             else t["measured"])
+    lines.append(f"{'PASS' if t['passed'] else 'FAIL'}  {t['name']}: {shown} "
+                 f"(target {t['threshold']})")
+  return "\n".join(lines + [f"wall time {results['wall_time_s']:.1f} s"])
+
+
 def _headline(results: dict[str, Any], level: str = "##") -> list[str]:
   """Targets and iterations-to-ε: the lines the README shows."""
   cfg = results["config"]
@@ -75,7 +88,7 @@ def _headline(results: dict[str, Any], level: str = "##") -> list[str]:
            "threshold": t["threshold"],
            "pass": "PASS" if t["passed"] else "FAIL",
            "what": t["description"]} for t in results["targets"]]
-  lines.append(io_utils.markdown_table(
+  lines.append(reporting.markdown_table(
       rows, ["target", "measured", "threshold", "pass", "what"]))
 
   accel = results["acceleration"]
@@ -89,7 +102,7 @@ def _headline(results: dict[str, Any], level: str = "##") -> list[str]:
         _fmt(r["iterations"]))
     if r["method"] == "fractal":
       table[r["kappa"]]["bound predicts"] = r["predicted"]
-  lines.append(io_utils.markdown_table(
+  lines.append(reporting.markdown_table(
       list(table.values()), ["κ"] + methods + ["bound predicts"]))
   lines += ["`fractal`: one cycle of the smallest sufficient T; "
             "`fractal_T8` …: `fractal_sgd(T, cycle=True)` repeated; "
@@ -105,7 +118,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
 
 def _header(results: dict[str, Any]) -> list[str]:
   return [
-      f"Command: `{results['command']}` (preset `{results['preset']}`); "
+      f"Command: `{results['command']}`; "
       f"wall time {results['wall_time_s']:.0f} s; "
       f"jax {results['environment']['jax']}, optax "
       f"{results['environment']['optax']}, backend "
@@ -132,7 +145,7 @@ def markdown(results: dict[str, Any]) -> str:
                    "CPU time relative to sgd": r["cpu_relative_to_sgd"],
                    "state bytes": r["state_bytes"],
                    "per-parameter state": _fmt(r["per_parameter_state"])})
-  lines.append(io_utils.markdown_table(
+  lines.append(reporting.markdown_table(
       rows, ["d", "optimiser", "µs/step", "relative to sgd",
              "CPU time relative to sgd", "state bytes",
              "per-parameter state"]))
@@ -156,7 +169,7 @@ def markdown(results: dict[str, Any]) -> str:
                                               "bound": r["bound"]})
       row[r["order"]] = _error_cell(r)
     lines += [f"**{dtype}**", ""]
-    lines.append(io_utils.markdown_table(list(table.values()),
+    lines.append(reporting.markdown_table(list(table.values()),
                                          ["T", "bound"] + order_names))
   lines += ["Horizon: the largest T of the grid up to which every run ends "
             "finite with error < 1 (≥: no T of the grid failed; —: the "
@@ -167,7 +180,7 @@ def markdown(results: dict[str, Any]) -> str:
                            {"κ": f"{h['kappa']:g}", "dtype": h["dtype"]})
     row[h["order"]] = (f"≥ {h['horizon']}" if h["all_passed"]
                        else _fmt(h["horizon"]))
-  lines.append(io_utils.markdown_table(list(table.values()),
+  lines.append(reporting.markdown_table(list(table.values()),
                                        ["κ", "dtype"] + order_names))
   lines += [f"Stability profile (sup over λ ∈ [m, M]) at κ = {kappa:g}:", ""]
   rows = []
@@ -175,7 +188,7 @@ def markdown(results: dict[str, Any]) -> str:
     if r["dtype"] == recs[0]["dtype"] and r["profile"]:
       rows.append({"T": r["num_steps"], "order": r["order"],
                    **{k: v for k, v in r["profile"].items()}})
-  lines.append(io_utils.markdown_table(
+  lines.append(reporting.markdown_table(
       rows, ["T", "order", "final", "max_prefix", "max_suffix", "max_block",
              "max_single_step"]))
 
@@ -190,14 +203,14 @@ def markdown(results: dict[str, Any]) -> str:
     med = r["final_error_median"]
     row[r["order"]] = (f"{med:.3g}" if med is not None else "inf/NaN") + (
         f" ({r['predicted_noise_error']:.2g})")
-  lines.append(io_utils.markdown_table(list(table.values()),
+  lines.append(reporting.markdown_table(list(table.values()),
                                        ["T", "σ", "bound"] + order_names))
 
   neg = results["negative_progress"]
   lines += ["## Negative progress of one fractal cycle (float64)", ""]
   rows = [{**r, "within_bound_or_floor": _fmt(r["within_bound_or_floor"])}
           for r in neg["records"]]
-  lines.append(io_utils.markdown_table(
+  lines.append(reporting.markdown_table(
       rows, ["kappa", "num_steps", "fraction_increasing",
              "max_increase_factor", "max_loss_over_initial", "final_error",
              "bound", "float64_floor", "within_bound_or_floor"]))
@@ -217,14 +230,15 @@ def write_figures(results: dict[str, Any], workdir: str) -> list[str]:
                                   _iterations_to_eps, _float32_horizon)):
     fig = draw(results)
     path = os.path.join(workdir, name)
-    io_utils.save_figure(fig, path)
+    reporting.save_figure(fig, path)
     paths.append(path)
   return paths
 
 
 def _schedule(results):
   examples = results["schedule"]
-  fig, axes = io_utils.subplots(1, len(examples), figsize=(6 * len(examples), 3.6))
+  fig, axes = reporting.subplots(1, len(examples),
+                                 figsize=(6 * len(examples), 3.6))
   for ax, ex in zip(np.atleast_1d(axes), examples):
     steps = np.asarray(ex["step_sizes"])
     if steps.size <= 64:
@@ -245,8 +259,8 @@ def _schedule(results):
 def _orders_error(results):
   orders = results["orders"]
   curves = orders["curves"]
-  fig, axes = io_utils.subplots(1, len(curves), figsize=(5.2 * len(curves), 4),
-                           squeeze=False)
+  fig, axes = reporting.subplots(1, len(curves),
+                                 figsize=(5.2 * len(curves), 4), squeeze=False)
   bound = next((r["bound"] for r in orders["records"]
                 if r["kappa"] == orders["curve_kappa"]
                 and r["num_steps"] == orders["curve_num_steps"]), None)
@@ -275,7 +289,7 @@ def _orders_error(results):
 def _iterations_to_eps(results):
   accel = results["acceleration"]
   eps = accel["tolerance"]
-  fig, ax = io_utils.subplots(figsize=(6.5, 4.8))
+  fig, ax = reporting.subplots(figsize=(6.5, 4.8))
   methods = list(dict.fromkeys(r["method"] for r in accel["records"]))
   kappas = sorted({r["kappa"] for r in accel["records"]})
   for i, method in enumerate(methods):
@@ -305,7 +319,7 @@ def _float32_horizon(results):
   orders = results["orders"]
   kappa = orders["curve_kappa"]
   recs = [r for r in orders["records"] if r["kappa"] == kappa]
-  fig, ax = io_utils.subplots(figsize=(6.5, 4.8))
+  fig, ax = reporting.subplots(figsize=(6.5, 4.8))
   ts = sorted({r["num_steps"] for r in recs})
   top = 1.0
   for order in dict.fromkeys(r["order"] for r in recs):

@@ -1,8 +1,10 @@
 """Gradient descent runs on a quadratic: chunks of a jitted ``lax.scan``.
 
 A run is a Python loop over chunks of ``chunk_size`` steps; each chunk is one
-call of a jitted function that builds the optimiser from its hyper-parameter
-arrays (:func:`optimizers.build`) and scans ``chunk_size`` steps of
+call of a jitted function that builds the optimiser inside ``jit`` from a
+builder of ``benchmarks.baselines`` (static) and its arguments (traced
+arrays: ``(m, M)``, or a table of step sizes) and scans ``chunk_size`` steps
+of
 
 .. math::
 
@@ -11,8 +13,8 @@ arrays (:func:`optimizers.build`) and scans ``chunk_size`` steps of
   x_{t+1} = x_t + u_t,
 
 recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``) after every
-step. The compiled function depends only on the method's static part, the
-dtype and the shapes, so every κ, schedule and order of one kind reuses it.
+step. The compiled function depends only on the builder, the dtype and the
+shapes, so every κ, schedule and order of one kind reuses it.
 A run stops early once its iterate is inf/NaN (it stays so) or, for an
 iterations-to-ε count, once the error is below ε.
 """
@@ -31,8 +33,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.quadratic import optimizers
+from benchmarks import baselines
 from benchmarks.quadratic import problems
+
+Builder = Callable[..., optax.GradientTransformation]
+
+
+@functools.lru_cache(maxsize=None)
+def fractal_builder(num_steps: int, cycle: bool = True) -> Builder:
+  """``(m, M) -> baselines.fractal(T, m, M)``, one object per ``(T, cycle)``."""
+  return functools.partial(baselines.fractal, num_steps, cycle=cycle)
+
+
+def hyper_dtype(dtype: Any) -> jnp.dtype:
+  """Step sizes are float64 for float64 parameters, float32 otherwise."""
+  return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64
+                   else jnp.float32)
+
+
+def state_bytes(state: Any) -> int:
+  """Total bytes of the arrays in an optimiser state."""
+  return int(sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(state)))
 
 
 @dataclasses.dataclass
@@ -58,19 +79,18 @@ class Trajectory:
     return float(self.errors[-1])
 
 
-@functools.partial(jax.jit, static_argnames=("method",))
-def _init(method: optimizers.Method, hparams: optimizers.Hparams,
-          x: jax.Array) -> Any:
-  return optimizers.build(method, hparams).init(x)
+@functools.partial(jax.jit, static_argnames=("builder",))
+def _init(builder: Builder, args: tuple[jax.Array, ...], x: jax.Array) -> Any:
+  return builder(*args).init(x)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("method", "num_steps", "noisy", "track_loss"))
-def _chunk(method: optimizers.Method, hparams: optimizers.Hparams,
+    jax.jit, static_argnames=("builder", "num_steps", "noisy", "track_loss"))
+def _chunk(builder: Builder, args: tuple[jax.Array, ...],
            problem: problems.Quadratic, carry: tuple[Any, ...],
            noise_std: jax.Array, *, num_steps: int, noisy: bool,
            track_loss: bool) -> tuple[tuple[Any, ...], tuple[jax.Array, ...]]:
-  opt = optimizers.build(method, hparams)
+  opt = builder(*args)
 
   def step(carry, _):
     x, opt_state, key = carry
@@ -89,15 +109,17 @@ def _chunk(method: optimizers.Method, hparams: optimizers.Hparams,
   return jax.lax.scan(step, carry, length=num_steps)
 
 
-def run(method: optimizers.Method, hparams: optimizers.Hparams,
-        problem: problems.Quadratic, *, num_steps: int, chunk_size: int,
+def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
+        *, num_steps: int, chunk_size: int,
         noise_std: float = 0.0, seed: int = 0, track_loss: bool = False,
         stop_below: float | None = None) -> Trajectory:
-  """Runs ``num_steps`` steps of ``method`` from ``x_0 = 0``.
+  """Runs ``num_steps`` steps of ``builder(*args)`` from ``x_0 = 0``.
 
   Args:
-    method: static part of the optimiser.
-    hparams: its hyper-parameter arrays.
+    builder: a hashable function returning the optimiser, e.g.
+      ``baselines.heavy_ball`` or ``fractal_builder(T)``.
+    args: its arguments, cast to the step-size dtype of the problem
+      (``(m, M)``, or ``(step_sizes,)`` for ``baselines.steps``).
     problem: the quadratic (its dtype is the run's dtype).
     num_steps: steps to run (at most; see ``stop_below``).
     chunk_size: steps per jitted call.
@@ -113,16 +135,17 @@ def run(method: optimizers.Method, hparams: optimizers.Hparams,
     chunk where it stopped).
   """
   dtype = problem.matrix.dtype
+  args = tuple(jnp.asarray(a, hyper_dtype(dtype)) for a in args)
   x = jnp.zeros(problem.rhs.shape, dtype)
   initial_error = float(problems.error(problem, x))
-  carry = (x, _init(method, hparams, x), jax.random.key(seed))
+  carry = (x, _init(builder, args, x), jax.random.key(seed))
   noisy = noise_std > 0
-  noise = jnp.asarray(noise_std, optimizers.hyper_dtype(dtype))
+  noise = jnp.asarray(noise_std, hyper_dtype(dtype))
   errors, losses = [], []
   first_nonfinite = first_below = None
   done = 0
   while done < num_steps:
-    carry, out = _chunk(method, hparams, problem, carry, noise,
+    carry, out = _chunk(builder, args, problem, carry, noise,
                         num_steps=chunk_size, noisy=noisy,
                         track_loss=track_loss)
     err = np.asarray(out[0], np.float64) / initial_error
@@ -206,6 +229,6 @@ def time_per_iteration(
       name: {"seconds_per_step": statistics.median(t),
              "seconds_per_step_min": min(t),
              "cpu_seconds_per_step": statistics.median(cpu_times[name]),
-             "state_bytes": optimizers.state_bytes(states[name])}
+             "state_bytes": state_bytes(states[name])}
       for name, t in times.items()
   }

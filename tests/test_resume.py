@@ -1,4 +1,5 @@
-"""Tests for benchmarks/harness.py: configs, metrics, summary, resume."""
+"""Tests of the resume mechanism: resume.Store, resume.claim, train_loop,
+and the atomic files and metrics they rely on."""
 
 import dataclasses
 import json
@@ -6,13 +7,16 @@ import os
 import tempfile
 
 from absl.testing import absltest
-from absl.testing import parameterized
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import harness
+from benchmarks import files
+from benchmarks import metrics
+from benchmarks import reporting
+from benchmarks import resume
+from benchmarks import train_loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,69 +29,79 @@ class _Config:
   lambdas: tuple[float, ...] = (1e-2, 3e-3)
 
 
-_PRESETS = {"default": _Config(), "quick": _Config(num_steps=3)}
+_CALLS = []
 
 
-class ConfigTest(parameterized.TestCase):
+def _unit(x):
+  """A deterministic unit with arrays, tuples and non-finite numbers."""
+  _CALLS.append(x)
+  return {"x": x, "square": np.float32(x) ** 2, "row": np.arange(3) * x,
+          "pair": (x, float("inf")), "nan": float("nan")}
 
-  def test_overrides_are_typed_by_default(self):
-    config = harness.apply_overrides(
-        _Config(), ["num_steps=1e3", "learning_rate=2", "progress=false",
-                    "lambdas=1e-1,1e-4,5", "data_dir=/tmp/x", "dataset=mnist"])
-    self.assertEqual(config.num_steps, 1000)
-    self.assertIsInstance(config.num_steps, int)
-    self.assertEqual(config.learning_rate, 2.0)
-    self.assertIsInstance(config.learning_rate, float)
-    self.assertIs(config.progress, False)
-    self.assertEqual(config.lambdas, (0.1, 1e-4, 5.0))
-    self.assertEqual(config.data_dir, "/tmp/x")
-    self.assertEqual(_Config().num_steps, 10)  # The preset is untouched.
 
-  @parameterized.named_parameters(
-      ("unknown_key", "num_stepz=3", "Unknown config key 'num_stepz'"),
-      ("no_equals", "num_steps", "key=value"),
-      ("bad_int", "num_steps=1.5", "expected an integer"),
-      ("bad_bool", "progress=maybe", "expected a boolean"),
-      ("bad_float", "learning_rate=fast", "expected a number"),
-  )
-  def test_bad_overrides(self, override, message):
-    with self.assertRaisesRegex(ValueError, message):
-      harness.apply_overrides(_Config(), [override])
+def _sweep(workdir, config, kill_at=None):
+  """A resumable sweep over config.lambdas; writes sweep.json at the end."""
+  store = resume.Store(workdir, config)
+  rows = []
+  for i, lam in enumerate(config.lambdas):
+    if i == kill_at:
+      raise KeyboardInterrupt("simulated kill")
+    rows.append(store.compute(f"lambda={lam:g}", lambda lam=lam: _unit(lam)))
+  files.write_json(os.path.join(workdir, "sweep.json"), {"rows": rows})
+  store.clear()
+  return rows
 
-  def test_cli_preset_shortcuts_and_sets(self):
-    seen = {}
 
-    def train(config, workdir):
-      seen.update(config=config, workdir=workdir)
-      return "done"
+class StoreTest(absltest.TestCase):
 
-    out = harness.main(
-        ["--quick", "--data-dir", "/d", "--set", "learning_rate=0.5",
-         "lambdas=1", "--workdir", "/w"], description="t", presets=_PRESETS,
-        train_and_evaluate=train, default_workdir="results/t")
-    self.assertEqual(out, "done")
-    self.assertEqual(seen["workdir"], "/w")
-    self.assertEqual(seen["config"], _Config(
-        num_steps=3, learning_rate=0.5, data_dir="/d", lambdas=(1.0,)))
-
-  def test_default_workdir_names_the_preset(self):
-    workdir = harness.main(["--quick"], description="t", presets=_PRESETS,
-                           train_and_evaluate=lambda c, w: w,
-                           default_workdir="results/t/{preset}")
-    self.assertEqual(workdir, "results/t/quick")
-
-  def test_cli_unknown_key_exits(self):
-    with self.assertRaises(SystemExit):
-      harness.main(["--set", "nope=1"], description="t", presets=_PRESETS,
-                   train_and_evaluate=lambda c, w: None, default_workdir="r")
-
-  def test_workdir_config_mismatch(self):
+  def test_killed_sweep_reuses_finished_units_and_ends_identical(self):
+    config = _Config(lambdas=(1.0, 2.0, 3.0))
     with tempfile.TemporaryDirectory() as d:
-      harness.check_workdir_config(d, _Config())
-      os.makedirs(os.path.join(d, "run", harness.CHECKPOINT_DIR, "5"))
-      harness.check_workdir_config(d, _Config(progress=False))  # Ignored key.
+      full, cut = os.path.join(d, "full"), os.path.join(d, "cut")
+      _CALLS.clear()
+      expected = _sweep(full, config)
+      self.assertEqual(_CALLS, [1.0, 2.0, 3.0])
+      _CALLS.clear()
+      with self.assertRaises(KeyboardInterrupt):
+        _sweep(cut, config, kill_at=2)
+      self.assertEqual(sorted(os.listdir(os.path.join(cut, "units"))),
+                       ["lambda=1.json", "lambda=2.json"])
+      self.assertFalse(os.path.exists(os.path.join(cut, "sweep.json")))
+      _CALLS.clear()
+      resumed = _sweep(cut, config)
+      self.assertEqual(_CALLS, [3.0])  # Units 1 and 2 were reused.
+      self.assertEqual(repr(resumed), repr(expected))
+      with open(os.path.join(full, "sweep.json")) as f, open(
+          os.path.join(cut, "sweep.json")) as g:
+        self.assertEqual(f.read(), g.read())
+      self.assertTrue(np.isnan(resumed[0]["nan"]))
+      self.assertEqual(resumed[1]["pair"], [2.0, float("inf")])
+      self.assertFalse(os.path.exists(os.path.join(cut, "units")))
+
+  def test_workdir_with_another_config_is_refused(self):
+    with tempfile.TemporaryDirectory() as d:
+      with self.assertRaises(KeyboardInterrupt):
+        _sweep(d, _Config(lambdas=(1.0, 2.0)), kill_at=1)
+      resume.Store(d, _Config(lambdas=(1.0, 2.0), progress=False))  # Ignored.
+      with self.assertRaisesRegex(ValueError,
+                                  "different config.*lambdas.*--workdir"):
+        _sweep(d, _Config(lambdas=(1.0, 5.0)))
+      # A finished run leaves no units: any config may use the folder then.
+      _sweep(d, _Config(lambdas=(1.0, 2.0)))
+      _sweep(d, _Config(lambdas=(7.0,)))
+
+  def test_claim_refuses_checkpoints_of_another_config(self):
+    with tempfile.TemporaryDirectory() as d:
+      resume.claim(d, _Config())
+      os.makedirs(os.path.join(d, "run", resume.CHECKPOINT_DIR, "5"))
+      resume.claim(d, _Config(progress=False))  # Ignored key.
       with self.assertRaisesRegex(ValueError, "different config.*num_steps"):
-        harness.check_workdir_config(d, _Config(num_steps=11))
+        resume.claim(d, _Config(num_steps=11))
+
+  def test_bad_unit_name(self):
+    with tempfile.TemporaryDirectory() as d:
+      with self.assertRaisesRegex(ValueError, "unit='a/b'"):
+        resume.Store(d, _Config()).compute("a/b", lambda: 1)
 
 
 class FilesTest(absltest.TestCase):
@@ -95,34 +109,34 @@ class FilesTest(absltest.TestCase):
   def test_metrics_writer_and_reader(self):
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "metrics.jsonl")
-      with harness.MetricsWriter(path) as w:
+      with metrics.MetricsWriter(path) as w:
         w.write(0, loss=np.float32(2.5), learning_rate=0.1)
         n = w.write_chunk(1, {"loss": jnp.array([1.0, np.nan]),
                               "learning_rate": np.array([0.2, 0.3])},
                           extra={2: {"accuracy": 0.5}})
       self.assertEqual(n, 2)
-      records = harness.read_metrics(path)
+      records = metrics.read_metrics(path)
       self.assertEqual([r["step"] for r in records], [0, 1, 2])
       self.assertEqual(records[2]["accuracy"], 0.5)
       self.assertTrue(np.isnan(records[2]["loss"]))
-      steps, values = harness.metrics_arrays(records, "accuracy")
+      steps, values = metrics.metrics_arrays(records, "accuracy")
       np.testing.assert_array_equal(steps, [2])
       # Resume at step 2 keeps steps 0-1 and drops a cut-short last line.
       with open(path, "a") as f:
         f.write('{"step": 3, "lo')
       with self.assertRaisesRegex(ValueError, "line 4"):
-        harness.read_metrics(path)
-      harness.MetricsWriter(path, resume_step=2).close()
-      self.assertEqual([r["step"] for r in harness.read_metrics(path)], [0, 1])
+        metrics.read_metrics(path)
+      metrics.MetricsWriter(path, resume_step=2).close()
+      self.assertEqual([r["step"] for r in metrics.read_metrics(path)], [0, 1])
 
   def test_interrupted_summary_is_never_half_written(self):
     with tempfile.TemporaryDirectory() as d:
-      harness.write_summary(d, {"a": 1})
+      files.write_summary(d, {"a": 1})
       with self.assertRaises(TypeError):  # Fails midway through json.dump.
-        harness.write_summary(d, {"b": 2, "c": object()})
-      with open(os.path.join(d, harness.SUMMARY_FILE)) as f:
+        files.write_summary(d, {"b": 2, "c": object()})
+      with open(os.path.join(d, files.SUMMARY_FILE)) as f:
         self.assertEqual(json.load(f), {"a": 1})
-      self.assertEqual(sorted(os.listdir(d)), [harness.SUMMARY_FILE])
+      self.assertEqual(sorted(os.listdir(d)), [files.SUMMARY_FILE])
 
 
 def _quadratic_chunk(fail_at=None):
@@ -157,7 +171,7 @@ class LoopTest(absltest.TestCase):
 
   def _run(self, workdir, **kwargs):
     chunk_fn = kwargs.pop("chunk_fn", _quadratic_chunk())
-    return harness.run_loop(self.state, chunk_fn, num_steps=10,
+    return train_loop.run_loop(self.state, chunk_fn, num_steps=10,
                             workdir=workdir, checkpoint_every=4,
                             eval_fn=_evaluate, eval_every=3, progress=False,
                             **kwargs)
@@ -166,23 +180,23 @@ class LoopTest(absltest.TestCase):
     with tempfile.TemporaryDirectory() as d:
       full_dir, cut_dir = os.path.join(d, "full"), os.path.join(d, "cut")
       full = self._run(full_dir)
-      harness.write_summary(cut_dir, {"stale": True})
+      files.write_summary(cut_dir, {"stale": True})
       with self.assertRaises(KeyboardInterrupt):
         self._run(cut_dir, chunk_fn=_quadratic_chunk(fail_at=6))
       # Killed after step 6 was written but before its checkpoint (at 8):
       # no summary, and the metrics run ahead of the checkpoint at step 4.
       self.assertFalse(os.path.exists(os.path.join(cut_dir, "summary.json")))
-      cut_metrics = os.path.join(cut_dir, harness.METRICS_FILE)
-      self.assertEqual(harness.read_metrics(cut_metrics)[-1]["step"], 5)
+      cut_metrics = os.path.join(cut_dir, metrics.METRICS_FILE)
+      self.assertEqual(metrics.read_metrics(cut_metrics)[-1]["step"], 5)
       with open(cut_metrics, "a") as f:
         f.write('{"step": 6, "loss"')  # A line cut short by the kill.
       resumed = self._run(cut_dir)
       chex.assert_trees_all_close(resumed, full, rtol=0, atol=0)
-      with open(os.path.join(full_dir, harness.METRICS_FILE)) as f:
+      with open(os.path.join(full_dir, metrics.METRICS_FILE)) as f:
         expected = f.read()
       with open(cut_metrics) as f:
         self.assertEqual(f.read(), expected)
-      records = harness.read_metrics(cut_metrics)
+      records = metrics.read_metrics(cut_metrics)
       self.assertEqual([r["step"] for r in records], list(range(11)))
       self.assertEqual([r["step"] for r in records if "norm" in r],
                        [0, 3, 6, 9, 10])
@@ -190,7 +204,7 @@ class LoopTest(absltest.TestCase):
       # A finished run restarted restores its last checkpoint and runs nothing.
       again = self._run(full_dir, chunk_fn=_quadratic_chunk(fail_at=0))
       chex.assert_trees_all_close(again, full, rtol=0, atol=0)
-      with open(os.path.join(full_dir, harness.METRICS_FILE)) as f:
+      with open(os.path.join(full_dir, metrics.METRICS_FILE)) as f:
         self.assertEqual(f.read(), expected)
 
   def test_per_step_adapter_matches_chunks(self):
@@ -201,14 +215,14 @@ class LoopTest(absltest.TestCase):
       return state, {k: v[0] for k, v in metrics.items()}
 
     a, ma = chunked(self.state, 0, 5)
-    b, mb = harness.per_step(step_fn)(self.state, 0, 5)
+    b, mb = train_loop.per_step(step_fn)(self.state, 0, 5)
     chex.assert_trees_all_close((a, dict(ma)), (b, mb))
 
   def test_figure_is_written(self):
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "fig.png")
       steps = np.arange(5)
-      harness.plot_loss_and_lr(
+      reporting.plot_loss_and_lr(
           path, {"a": (steps, [1, 0.1, 0.5, 0.0, np.nan])},
           {"a": (steps, [1, 2, 1, 2, 1])}, lr_reference=1.5,
           marks={"a": [2]}, title="t")

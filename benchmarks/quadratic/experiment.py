@@ -1,4 +1,7 @@
-"""The four experiments of the quadratic benchmark and the targets they check.
+"""The quadratic benchmark: four experiments, the targets, one entry point.
+
+:func:`run` (``run(config, workdir)``) runs five resumable parts, each a unit
+of ``benchmarks.resume.Store``, then writes the report:
 
 1. :func:`orders`: the same Chebyshev steps in five orders (fractal,
    largest-first, smallest-first, random, and the PyTorch implementation's
@@ -6,76 +9,70 @@
    final error against ``chebyshev_error_bound``, largest intermediate
    error, inf/NaN, and the orders' ``stability_profile``.
 2. :func:`acceleration`: iterations to ``‖x − x*‖/‖x_0 − x*‖ ≤ ε`` against κ
-   for GD, heavy ball, Nesterov, the silver schedule and the fractal schedule
-   (one cycle of the smallest sufficient ``T``, and short cycles repeated),
-   plus :func:`timing`: wall time per iteration relative to constant-step
-   ``optax.sgd`` and optimiser state bytes.
+   for the baselines (``benchmarks.baselines``: GD, heavy ball, Nesterov,
+   silver) and the fractal schedule (one cycle of the smallest sufficient
+   ``T``, and short cycles repeated), plus :func:`timing`: wall time per
+   iteration relative to constant-step ``optax.sgd`` and state bytes.
 3. :func:`noise`: additive Gaussian gradient noise; final error per order,
    with the noise's predicted contribution from the suffix products.
 4. :func:`negative_progress`: how often the fractal schedule increases the
    loss, by how much, and its final error against the bound.
 
-:func:`targets` turns the results into the issue's pass/fail ratios. Every
-function returns plain Python data (the JSON file holds all of it).
+:func:`targets` turns the results into the issue's pass/fail ratios.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+import tqdm
 
 import fractal_optax
+from benchmarks import baselines
+from benchmarks import config as config_lib
+from benchmarks import files
+from benchmarks import resume
 from benchmarks.quadratic import configs
-from benchmarks.quadratic import optimizers
 from benchmarks.quadratic import problems
+from benchmarks.quadratic import report
 from benchmarks.quadratic import simulation
 
 ORDERS = ("fractal", "largest_first", "smallest_first", "random", "filtered")
 SORTED_ORDERS = ("largest_first", "smallest_first")
+ACCEL_METHODS = ("gd", "gd_1/M", "heavy_ball", "nesterov", "silver",
+                 "fractal")
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24,
                  "bfloat16": 2.0**-8}
 Progress = Callable[[], None]
-
-
-def _next_power_of_two(n: int) -> int:
-  return 1 << max(0, (n - 1).bit_length())
+_quiet = lambda: None
 
 
 def step_order(name: str, num_steps: int, seed: int) -> np.ndarray:
   """Indices into ``chebyshev_step_sizes`` (0 = largest step) for an order.
 
-  Args:
-    name: one of :data:`ORDERS`. ``filtered`` is the order of the PyTorch
-      implementation: ``fractal_order`` of the next power of two ``P ≥ T``
-      with the indices ``≥ T`` dropped (it equals ``fractal`` when ``T`` is a
-      power of two). ``random`` is a permutation drawn from ``seed``.
-    num_steps: ``T``.
-    seed: seed of the random order.
-
-  Returns:
-    A permutation of ``range(T)``.
+  ``filtered`` is ``baselines.filtered_power_of_two_order``; ``random`` a
+  permutation drawn from ``seed``.
 
   Example:
-    >>> step_order("filtered", 6, 0).tolist()
-    [0, 3, 4, 1, 2, 5]
+    >>> step_order("smallest_first", 4, 0).tolist()
+    [3, 2, 1, 0]
   """
   t = num_steps
-  if name == "fractal":
-    return np.asarray(fractal_optax.fractal_order(t))
-  if name == "largest_first":
-    return np.arange(t)
-  if name == "smallest_first":
-    return np.arange(t)[::-1].copy()
-  if name == "random":
-    return np.random.default_rng([seed, t]).permutation(t)
-  if name == "filtered":
-    full = np.asarray(fractal_optax.fractal_order(_next_power_of_two(t)))
-    return full[full < t]
-  raise ValueError(f"Unknown order, got {name=!r}; expected one of {ORDERS}.")
+  orders = {
+      "fractal": lambda: np.asarray(fractal_optax.fractal_order(t)),
+      "largest_first": lambda: np.arange(t),
+      "smallest_first": lambda: np.arange(t)[::-1].copy(),
+      "random": lambda: np.random.default_rng([seed, t]).permutation(t),
+      "filtered": lambda: baselines.filtered_power_of_two_order(t)}
+  if name not in orders:
+    raise ValueError(f"Unknown order, got {name=!r}; expected one of {ORDERS}.")
+  return orders[name]()
 
 
 def chebyshev_steps(num_steps: int, kappa: float) -> np.ndarray:
@@ -91,13 +88,18 @@ def predicted_num_steps(kappa: float, tolerance: float) -> int:
 
 
 def table_size(config: configs.Config) -> int:
-  """One table length for every ``"table"`` run (one compile per dtype)."""
+  """One length for every step table (one compile per dtype)."""
   longest = max(
       max(config.orders_num_steps), max(config.noise_num_steps),
-      *(predicted_num_steps(k, config.tolerance) for k in config.accel_kappas),
-      *(2**optimizers.silver_num_doublings(1.0 / k, 1.0)
-        for k in config.accel_kappas))
-  return _next_power_of_two(int(longest * 1.25))
+      *(predicted_num_steps(k, config.tolerance) for k in config.accel_kappas))
+  return 1 << (int(longest * 1.25) - 1).bit_length()
+
+
+def _table(steps: np.ndarray, size: int) -> np.ndarray:
+  """``steps`` padded with zeros to ``size`` (for ``baselines.steps``)."""
+  if steps.size > size:
+    raise ValueError(f"{steps.size} steps do not fit a table of {size=}.")
+  return np.concatenate([steps, np.zeros(size - steps.size)])
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -109,72 +111,58 @@ def _finite_or_none(value: float) -> float | None:
 # ---------------------------------------------------------------------------
 
 
-def orders_plan_size(config: configs.Config) -> int:
-  return (len(config.orders_kappas) * len(config.orders_num_steps)
-          * len(ORDERS) * len(config.orders_dtypes))
-
-
-def orders(config: configs.Config, progress: Progress) -> dict[str, Any]:
+def orders(config: configs.Config, progress: Progress = _quiet
+           ) -> dict[str, Any]:
   """Final and intermediate errors of every order, dtype, κ and ``T``.
 
   Returns:
-    ``{"records": [...], "curves": {...}, "float32_floor": {...}}``: one
-    record per (κ, T, order, dtype) with the final error ``final_error``
-    (relative, None when inf/NaN), ``bound``, ``final_over_bound``,
-    ``max_error`` (largest intermediate error, None when inf/NaN),
-    ``first_nonfinite`` (step, or None) and the order's ``profile``
-    (``stability_profile`` fields, for ``T ≤ profile_max_steps``);
-    ``curves[dtype][order]``: the error after each step at
-    (``figure_kappa``, ``figure_num_steps``).
+    One record per (κ, T, order, dtype) with ``final_error`` (relative, None
+    when inf/NaN), ``bound``, ``final_over_bound``, ``max_error`` (largest
+    intermediate error, None when inf/NaN), ``first_nonfinite`` (step, or
+    None) and the order's ``profile`` (``stability_profile`` fields, for
+    ``T ≤ profile_max_steps``); ``curves[dtype][order]``: the error after
+    each step at (``figure_kappa``, ``figure_num_steps``).
   """
-  with jax.enable_x64(True):
-    return _orders(config, progress)
-
-
-def _orders(config: configs.Config, progress: Progress) -> dict[str, Any]:
   size = table_size(config)
   records, curves = [], {}
-  problems_by_key = {}
-  for dtype in config.orders_dtypes:
+  with jax.enable_x64(True):
+    quadratics = {(dtype, kappa): problems.make_quadratic(
+        config.orders_dim, kappa, dense=True, dtype=dtype,
+        seed=config.seed)[0]
+                  for dtype in config.orders_dtypes
+                  for kappa in config.orders_kappas}
     for kappa in config.orders_kappas:
-      problems_by_key[dtype, kappa] = problems.make_quadratic(
-          config.orders_dim, kappa, dense=True, dtype=dtype,
-          seed=config.seed)[0]
-  for kappa in config.orders_kappas:
-    m = 1.0 / kappa
-    for t in config.orders_num_steps:
-      steps = chebyshev_steps(t, kappa)
-      bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
-      for order_name in ORDERS:
-        ordered = steps[step_order(order_name, t, config.seed)]
-        profile = None
-        if t <= config.profile_max_steps:
-          profile = fractal_optax.stability_profile(
-              ordered, m, 1.0, oversample=config.profile_oversample)._asdict()
-        for dtype in config.orders_dtypes:
-          hparams = optimizers.table_hparams(ordered, size, dtype,
-                                             repeat=False)
-          traj = simulation.run(optimizers.TABLE, hparams,
-                                problems_by_key[dtype, kappa], num_steps=t,
-                                chunk_size=config.chunk_size)
-          final = traj.final
-          finite = math.isfinite(final)
-          records.append({
-              "kappa": kappa, "num_steps": t, "order": order_name,
-              "dtype": dtype, "final_error": _finite_or_none(final),
-              "bound": bound,
-              "final_over_bound": (final / bound if finite and bound > 0
-                                   else None),
-              "max_error": (_finite_or_none(float(np.max(traj.errors)))
-                            if traj.first_nonfinite is None else None),
-              "first_nonfinite": traj.first_nonfinite,
-              "finite": traj.first_nonfinite is None,
-              "profile": profile,
-          })
-          if kappa == config.figure_kappa and t == config.figure_num_steps:
-            curves.setdefault(dtype, {})[order_name] = [
-                _finite_or_none(v) for v in traj.errors]
-          progress()
+      m = 1.0 / kappa
+      for t in config.orders_num_steps:
+        steps = chebyshev_steps(t, kappa)
+        bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
+        for order_name in ORDERS:
+          ordered = steps[step_order(order_name, t, config.seed)]
+          profile = None
+          if t <= config.profile_max_steps:
+            profile = fractal_optax.stability_profile(
+                ordered, m, 1.0,
+                oversample=config.profile_oversample)._asdict()
+          for dtype in config.orders_dtypes:
+            traj = simulation.run(baselines.steps, (_table(ordered, size),),
+                                  quadratics[dtype, kappa], num_steps=t,
+                                  chunk_size=config.chunk_size)
+            final, finite = traj.final, traj.first_nonfinite is None
+            records.append({
+                "kappa": kappa, "num_steps": t, "order": order_name,
+                "dtype": dtype, "final_error": _finite_or_none(final),
+                "bound": bound,
+                "final_over_bound": (final / bound if math.isfinite(final)
+                                     and bound > 0 else None),
+                "max_error": (_finite_or_none(float(np.max(traj.errors)))
+                              if finite else None),
+                "first_nonfinite": traj.first_nonfinite, "finite": finite,
+                "profile": profile,
+            })
+            if kappa == config.figure_kappa and t == config.figure_num_steps:
+              curves.setdefault(dtype, {})[order_name] = [
+                  _finite_or_none(v) for v in traj.errors]
+            progress()
   floor = {dtype: {str(k): k * UNIT_ROUNDOFF[dtype]
                    for k in config.orders_kappas}
            for dtype in config.orders_dtypes}
@@ -213,22 +201,6 @@ def horizons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # 2. Acceleration, wall time and state.
 # ---------------------------------------------------------------------------
 
-ACCEL_METHODS = ("gd", "gd_1/M", "heavy_ball", "nesterov", "silver",
-                 "fractal")
-
-
-def acceleration_plan_size(config: configs.Config) -> int:
-  return len(config.accel_kappas) * (len(ACCEL_METHODS)
-                                     + len(config.cycle_lengths))
-
-
-def _iterations_to(method, hparams, problem, config) -> int | None:
-  traj = simulation.run(method, hparams, problem,
-                        num_steps=config.max_iterations,
-                        chunk_size=config.chunk_size,
-                        stop_below=config.tolerance)
-  return traj.first_below
-
 
 def smallest_sufficient(final_error: Callable[[int], float], tolerance: float,
                         *, start: int, limit: int) -> int | None:
@@ -255,14 +227,7 @@ def smallest_sufficient(final_error: Callable[[int], float], tolerance: float,
   return hi
 
 
-def _one_cycle_final(steps_fn, problem, size, t, config) -> float:
-  hparams = optimizers.table_hparams(steps_fn(t), size, "float64",
-                                     repeat=False)
-  return simulation.run(optimizers.TABLE, hparams, problem, num_steps=t,
-                        chunk_size=config.chunk_size).final
-
-
-def acceleration(config: configs.Config, progress: Progress
+def acceleration(config: configs.Config, progress: Progress = _quiet
                  ) -> dict[str, Any]:
   """Iterations to ε of every method at every κ (float64, diagonal problems).
 
@@ -273,92 +238,74 @@ def acceleration(config: configs.Config, progress: Progress
   the real ``fractal_optax.fractal_sgd`` (``fractal_sgd_final_error``).
   Every other method counts the first iteration whose error is ≤ ε. Short
   fractal cycles (``fractal_T8`` …) run ``fractal_sgd(T, cycle=True)``.
-
-  Returns:
-    ``{"records": [{"kappa", "method", "iterations", ...}], ...}``.
   """
-  size = table_size(config)
-  records = []
-  eps = config.tolerance
+  size, eps, records = table_size(config), config.tolerance, []
+  run = lambda builder, args, problem, num_steps, **kw: simulation.run(
+      builder, args, problem, num_steps=num_steps,
+      chunk_size=config.chunk_size, **kw)
   with jax.enable_x64(True):
     for kappa in config.accel_kappas:
       problem, spec = problems.make_quadratic(
           config.accel_dim, kappa, dense=False, dtype="float64",
           seed=config.seed)
-      m, big_m = spec.min_curvature, spec.max_curvature
+      curvatures = (spec.min_curvature, spec.max_curvature)
+      m, big_m = curvatures
 
       def add(method_name, iterations, **extra):
         records.append({"kappa": kappa, "method": method_name,
                         "iterations": iterations, **extra})
         progress()
 
-      for name, lr in (("gd", 2.0 / (big_m + m)), ("gd_1/M", 1.0 / big_m)):
-        hp = optimizers.table_hparams(np.array([lr]), size, "float64",
-                                      repeat=True)
-        add(name, _iterations_to(optimizers.TABLE, hp, problem, config),
-            learning_rate=lr)
-      for name, method, constants in (
-          ("heavy_ball", optimizers.HEAVY_BALL,
-           optimizers.heavy_ball_constants(m, big_m)),
-          ("nesterov", optimizers.NESTEROV,
-           optimizers.nesterov_constants(m, big_m))):
-        hp = optimizers.momentum_hparams(constants, "float64")
-        add(name, _iterations_to(method, hp, problem, config),
+      def iterations_to_eps(builder, args=curvatures):
+        return run(builder, args, problem, config.max_iterations,
+                   stop_below=eps).first_below
+
+      add("gd", iterations_to_eps(baselines.constant),
+          learning_rate=2.0 / (big_m + m))
+      add("gd_1/M", iterations_to_eps(baselines.gd), learning_rate=1 / big_m)
+      for name, constants in (
+          ("heavy_ball", baselines.heavy_ball_constants(m, big_m)),
+          ("nesterov", baselines.nesterov_constants(m, big_m))):
+        add(name, iterations_to_eps(baselines.BASELINES[name]),
             learning_rate=constants[0], momentum=constants[1])
-      k = optimizers.silver_num_doublings(m, big_m)
-      hp = optimizers.table_hparams(
-          optimizers.silver_step_sizes(m, big_m, k), size, "float64",
-          repeat=True)
-      add("silver", _iterations_to(optimizers.TABLE, hp, problem, config),
-          period=2**k)
+      add("silver", iterations_to_eps(baselines.silver),
+          period=2**baselines.silver_num_doublings(m, big_m))
 
       predicted = predicted_num_steps(kappa, eps)
-      steps_fn = lambda t, kappa=kappa: chebyshev_steps(t, kappa)[
-          fractal_optax.fractal_order(t)]
-      final_at = lambda t: _one_cycle_final(steps_fn, problem, size, t,
-                                            config)
+      final_at = lambda t, kappa=kappa, problem=problem: run(
+          baselines.steps, (_table(chebyshev_steps(t, kappa)[
+              fractal_optax.fractal_order(t)], size),), problem, t).final
       measured = smallest_sufficient(final_at, eps, start=predicted,
                                      limit=size)
-      confirm = None
-      if measured is not None:
-        traj = simulation.run(
-            optimizers.Method("fractal_sgd", num_steps=measured, cycle=True),
-            optimizers.curvature_hparams(m, big_m, "float64"), problem,
-            num_steps=measured, chunk_size=config.chunk_size)
-        confirm = traj.final
+      confirm = (run(simulation.fractal_builder(measured), curvatures,
+                     problem, measured).final if measured else None)
       add("fractal", measured, predicted=predicted,
           ratio_to_predicted=(measured / predicted if measured else None),
           final_error=final_at(measured) if measured else None,
           fractal_sgd_final_error=confirm)
-
       for t in config.cycle_lengths:
-        traj = simulation.run(
-            optimizers.Method("fractal_sgd", num_steps=t, cycle=True),
-            optimizers.curvature_hparams(m, big_m, "float64"), problem,
-            num_steps=config.max_iterations, chunk_size=config.chunk_size,
-            stop_below=eps)
-        add(f"fractal_T{t}", traj.first_below, cycle_length=t,
+        add(f"fractal_T{t}",
+            iterations_to_eps(simulation.fractal_builder(t)), cycle_length=t,
             cycle_bound=fractal_optax.chebyshev_error_bound(t, m, big_m))
   return {"dim": config.accel_dim, "tolerance": eps, "records": records}
 
 
-def timing_plan_size(config: configs.Config) -> int:
-  return len(config.timing_dims) * config.timing_repeats * 5
-
-
-def timing(config: configs.Config, progress: Progress) -> dict[str, Any]:
+def timing(config: configs.Config, progress: Progress = _quiet
+           ) -> dict[str, Any]:
   """Wall time per iteration and state bytes of each optimiser (float32).
 
   Measured on diagonal float32 problems at ``κ = target_kappa`` (x64 off, as
   a user runs them), with ``fractal_sgd``'s cycle length the predicted one
   for ``tolerance``. ``state_bytes`` is measured at ``d`` and ``2d``:
-  per-parameter state grows with ``d``.
+  per-parameter state grows with ``d``. ``sgd`` is ``baselines.constant``.
   """
   kappa = config.target_kappa
-  m = 1.0 / kappa
-  t = predicted_num_steps(kappa, config.tolerance)
+  m, t = 1.0 / kappa, predicted_num_steps(kappa, config.tolerance)
   out = {"kappa": kappa, "fractal_num_steps": t, "problems": []}
-  opts = optimizers.reference_optimizers(m, 1.0, t)
+  opts = {"sgd": baselines.constant(m, 1.0),
+          **{name: baselines.BASELINES[name](m, 1.0)
+             for name in ("heavy_ball", "nesterov", "silver")},
+          "fractal": baselines.fractal(t, m, 1.0)}
   for dim, num_steps in zip(config.timing_dims, config.timing_steps):
     problem, _ = problems.make_quadratic(dim, kappa, dense=False,
                                          dtype="float32", seed=config.seed)
@@ -367,11 +314,10 @@ def timing(config: configs.Config, progress: Progress) -> dict[str, Any]:
         progress=progress)
     reference = result["sgd"]
     for name, r in result.items():
-      r["relative_to_sgd"] = r["seconds_per_step"] / reference[
-          "seconds_per_step"]
-      r["cpu_relative_to_sgd"] = r["cpu_seconds_per_step"] / reference[
-          "cpu_seconds_per_step"]
-      doubled = optimizers.state_bytes(
+      for key, ref in (("relative_to_sgd", "seconds_per_step"),
+                       ("cpu_relative_to_sgd", "cpu_seconds_per_step")):
+        r[key] = r[ref] / reference[ref]
+      doubled = simulation.state_bytes(
           opts[name].init(np.zeros(2 * dim, np.float32)))
       r["state_bytes_at_2d"] = doubled
       r["per_parameter_state"] = doubled > r["state_bytes"]
@@ -382,20 +328,12 @@ def timing(config: configs.Config, progress: Progress) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# 3. Gradient noise.
+# 3. Gradient noise and 4. negative progress.
 # ---------------------------------------------------------------------------
 
 
-def _noise_repeats(config: configs.Config, sigma: float) -> int:
-  return config.noise_repeats if sigma > 0 else 1
-
-
-def noise_plan_size(config: configs.Config) -> int:
-  return (len(config.noise_num_steps) * len(ORDERS)
-          * sum(_noise_repeats(config, s) for s in config.noise_scales))
-
-
-def noise(config: configs.Config, progress: Progress) -> dict[str, Any]:
+def noise(config: configs.Config, progress: Progress = _quiet
+          ) -> dict[str, Any]:
   r"""Final error per order under additive Gaussian gradient noise.
 
   The gradient is ``Ax − b + s·ξ_t`` with ``ξ_t ~ N(0, I)`` and ``s =
@@ -411,15 +349,12 @@ def noise(config: configs.Config, progress: Progress) -> dict[str, Any]:
 
   (``predicted_noise_error``, exact in exact arithmetic).
   """
-  kappa = config.noise_kappa
-  m = 1.0 / kappa
-  size = table_size(config)
-  records = []
+  kappa, dim = config.noise_kappa, config.orders_dim
+  m, size, records = 1.0 / kappa, table_size(config), []
   with jax.enable_x64(True):
-    problem, spec = problems.make_quadratic(
-        config.orders_dim, kappa, dense=True, dtype="float64",
-        seed=config.seed)
-    eigenvalues = problems.spectrum(config.orders_dim, m, 1.0)
+    problem, _ = problems.make_quadratic(dim, kappa, dense=True,
+                                         dtype="float64", seed=config.seed)
+    eigenvalues = problems.spectrum(dim, m, 1.0)
     grad_norm = float(np.linalg.norm(np.asarray(problem.rhs)))
     for t in config.noise_num_steps:
       steps = chebyshev_steps(t, kappa)
@@ -430,15 +365,13 @@ def noise(config: configs.Config, progress: Progress) -> dict[str, Any]:
         suffix = np.ones_like(factors)
         suffix[:-1] = np.cumprod(factors[::-1], axis=0)[::-1][1:]
         gain = math.sqrt(float(np.sum(ordered[:, None]**2 * suffix**2)))
-        hparams = optimizers.table_hparams(ordered, size, "float64",
-                                           repeat=False)
         for sigma in config.noise_scales:
-          std = sigma * grad_norm / math.sqrt(config.orders_dim)
+          std = sigma * grad_norm / math.sqrt(dim)
           finals = []
-          for r in range(_noise_repeats(config, sigma)):
+          for r in range(config.noise_repeats if sigma > 0 else 1):
             finals.append(simulation.run(
-                optimizers.TABLE, hparams, problem, num_steps=t,
-                chunk_size=config.chunk_size, noise_std=std,
+                baselines.steps, (_table(ordered, size),), problem,
+                num_steps=t, chunk_size=config.chunk_size, noise_std=std,
                 seed=config.seed * 1000 + r).final)
             progress()
           records.append({
@@ -449,19 +382,10 @@ def noise(config: configs.Config, progress: Progress) -> dict[str, Any]:
               "predicted_noise_error": std * gain,
               "bound": fractal_optax.chebyshev_error_bound(t, m, 1.0),
           })
-  return {"kappa": kappa, "dim": config.orders_dim, "records": records}
+  return {"kappa": kappa, "dim": dim, "records": records}
 
 
-# ---------------------------------------------------------------------------
-# 4. Negative progress.
-# ---------------------------------------------------------------------------
-
-
-def negative_plan_size(config: configs.Config) -> int:
-  return len(config.negative_kappas) * len(config.negative_num_steps)
-
-
-def negative_progress(config: configs.Config, progress: Progress
+def negative_progress(config: configs.Config, progress: Progress = _quiet
                       ) -> dict[str, Any]:
   """How the fractal schedule's loss goes up and down within one cycle.
 
@@ -479,13 +403,13 @@ def negative_progress(config: configs.Config, progress: Progress
           seed=config.seed)
       m = spec.min_curvature
       for t in config.negative_num_steps:
-        traj = simulation.run(
-            optimizers.Method("fractal_sgd", num_steps=t, cycle=True),
-            optimizers.curvature_hparams(m, 1.0, "float64"), problem,
-            num_steps=t, chunk_size=config.chunk_size, track_loss=True)
+        traj = simulation.run(simulation.fractal_builder(t), (m, 1.0),
+                              problem, num_steps=t,
+                              chunk_size=config.chunk_size, track_loss=True)
         loss = traj.losses
         ratio = loss[1:] / loss[:-1]
         bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
+        floor = kappa * UNIT_ROUNDOFF["float64"]
         records.append({
             "kappa": kappa, "num_steps": t,
             "fraction_increasing": float(np.mean(ratio > 1.0)),
@@ -493,28 +417,19 @@ def negative_progress(config: configs.Config, progress: Progress
             "max_increase_factor": float(np.max(ratio)),
             "max_loss_over_initial": float(np.max(loss) / loss[0]),
             "final_error": traj.final, "bound": bound,
-            "final_over_bound": traj.final / bound,
-            "float64_floor": kappa * UNIT_ROUNDOFF["float64"],
-            "within_bound_or_floor": traj.final <= max(
-                bound, kappa * UNIT_ROUNDOFF["float64"]),
+            "final_over_bound": traj.final / bound, "float64_floor": floor,
+            "within_bound_or_floor": traj.final <= max(bound, floor),
         })
         progress()
   return {"dim": config.orders_dim, "records": records}
 
 
-# ---------------------------------------------------------------------------
-# The schedule itself (for the figure).
-# ---------------------------------------------------------------------------
-
-
 def schedule_examples(config: configs.Config) -> list[dict[str, Any]]:
   """The fractal schedule at ``figure_kappa`` for two cycle lengths."""
-  out = []
-  for t in (64, config.figure_num_steps):
-    steps = chebyshev_steps(t, config.figure_kappa)
-    out.append({"kappa": config.figure_kappa, "num_steps": t,
-                "step_sizes": steps[fractal_optax.fractal_order(t)].tolist()})
-  return out
+  return [{"kappa": config.figure_kappa, "num_steps": t,
+           "step_sizes": chebyshev_steps(t, config.figure_kappa)[
+               fractal_optax.fractal_order(t)].tolist()}
+          for t in (64, config.figure_num_steps)]
 
 
 # ---------------------------------------------------------------------------
@@ -527,62 +442,60 @@ def _target(name, description, measured, threshold, passed, **details):
           "threshold": threshold, "passed": bool(passed), **details}
 
 
+def _ratio(num, den):
+  return num / den if num and den else None
+
+
 def targets(results: dict[str, Any], config: configs.Config
             ) -> list[dict[str, Any]]:
   """The issue's targets, each a ratio from this run with pass/fail."""
-  out = []
   accel = results["acceleration"]["records"]
   by = {(r["kappa"], r["method"]): r["iterations"] for r in accel}
-  fractal = [r for r in accel if r["method"] == "fractal"]
-
-  ratios = {str(r["kappa"]): r["ratio_to_predicted"] for r in fractal}
+  ratios = {str(r["kappa"]): r["ratio_to_predicted"] for r in accel
+            if r["method"] == "fractal"}
   valid = [v for v in ratios.values() if v is not None]
-  worst = max(valid, key=lambda v: abs(v - 1.0)) if valid else None
-  out.append(_target(
+  out = [_target(
       "fractal_iterations_vs_bound",
       "fractal iterations-to-ε (one cycle, smallest sufficient T) / count "
       "predicted by chebyshev_error_bound, at every κ; within 5%",
-      worst, "[0.95, 1.05]",
+      max(valid, key=lambda v: abs(v - 1.0)) if valid else None,
+      "[0.95, 1.05]",
       len(valid) == len(ratios) and all(abs(v - 1) <= 0.05 for v in valid),
-      per_kappa=ratios))
+      per_kappa=ratios)]
 
   k = config.target_kappa
-  gd, fr, hb = by.get((k, "gd")), by.get((k, "fractal")), by.get(
-      (k, "heavy_ball"))
-  speedup = gd / fr if gd and fr else None
+  gd, fr, hb = (by.get((k, name)) for name in ("gd", "fractal", "heavy_ball"))
+  speedup = _ratio(gd, fr)
   out.append(_target(
       "fractal_vs_gd", f"GD(2/(M+m)) iterations / fractal iterations at "
       f"κ={k:g}", speedup, ">= 50", speedup is not None and speedup >= 50,
       gd_iterations=gd, fractal_iterations=fr))
 
   timing = results["timing"]["problems"]
-  fractal_state = timing[0]["optimizers"]["fractal"]
-  hb_ratio = fr / hb if fr and hb else None
+  opts = timing[0]["optimizers"]
+  hb_ratio = _ratio(fr, hb)
   out.append(_target(
       "fractal_vs_heavy_ball", f"fractal iterations / heavy-ball iterations "
       f"at κ={k:g}, with no per-parameter optimiser state", hb_ratio,
       "<= 1.2", hb_ratio is not None and hb_ratio <= 1.2
-      and not fractal_state["per_parameter_state"],
+      and not opts["fractal"]["per_parameter_state"],
       heavy_ball_iterations=hb, fractal_iterations=fr,
-      fractal_state_bytes=fractal_state["state_bytes"],
-      heavy_ball_state_bytes=timing[0]["optimizers"]["heavy_ball"][
-          "state_bytes"],
-      ratio_per_kappa={str(kk): (by.get((kk, "fractal")) / by[kk, "heavy_ball"]
-                                 if by.get((kk, "fractal"))
-                                 and by.get((kk, "heavy_ball")) else None)
+      fractal_state_bytes=opts["fractal"]["state_bytes"],
+      heavy_ball_state_bytes=opts["heavy_ball"]["state_bytes"],
+      ratio_per_kappa={str(kk): _ratio(by.get((kk, "fractal")),
+                                       by.get((kk, "heavy_ball")))
                        for kk in config.accel_kappas}))
 
   out.extend(_float32_targets(results["orders"], config))
 
-  rel = timing[0]["optimizers"]["fractal"]["relative_to_sgd"]
+  rel = opts["fractal"]["relative_to_sgd"]
   out.append(_target(
       "wall_time_vs_sgd", "fractal_sgd wall time per iteration / "
       f"optax.sgd(constant), float32, d={timing[0]['dim']}", rel, "<= 1.05",
       rel <= 1.05,
       per_problem={str(p["dim"]): p["optimizers"]["fractal"][
           "relative_to_sgd"] for p in timing},
-      cpu_time_ratio=timing[0]["optimizers"]["fractal"][
-          "cpu_relative_to_sgd"]))
+      cpu_time_ratio=opts["fractal"]["cpu_relative_to_sgd"]))
   return out
 
 
@@ -600,14 +513,14 @@ def _float32_targets(orders_result: dict[str, Any], config: configs.Config
   for t in sorted({key[0] for key in recs}):
     e32 = recs[t, "fractal", "float32"]["final_error"]
     e64 = recs[t, "fractal", "float64"]["final_error"]
-    ok = False
-    dev = None
+    ok, dev = False, None
     if e32 is not None and e64 is not None:
       dev = abs(e32 / e64 - 1.0)
-      at_floor = e32 <= floor
-      ok = dev <= 0.01 or at_floor
-      (floor_ratios if e64 < floor else deviations).append(
-          e32 / floor if e64 < floor else dev)
+      ok = dev <= 0.01 or e32 <= floor
+      if e64 < floor:
+        floor_ratios.append(e32 / floor)
+      else:
+        deviations.append(dev)
     passed &= ok
     per_t[str(t)] = {"float32": e32, "float64": e64,
                      "relative_deviation": dev, "passed": ok}
@@ -627,7 +540,7 @@ def _float32_targets(orders_result: dict[str, Any], config: configs.Config
     first_bad[order] = min(bad) if bad else None
   fractal_finite = all(r["finite"] for (t, o, d), r in recs.items()
                        if o == "fractal" and d == "float32")
-  worst = (max(first_bad.values()) if all(first_bad.values()) else None)
+  worst = max(first_bad.values()) if all(first_bad.values()) else None
   out.append(_target(
       "sorted_orders_nonfinite_float32",
       f"largest T at which a sorted order first ends in inf/NaN in float32 "
@@ -636,3 +549,53 @@ def _float32_targets(orders_result: dict[str, Any], config: configs.Config
       worst is not None and worst <= 256 and fractal_finite,
       first_nonfinite_num_steps=first_bad, fractal_finite=fractal_finite))
   return out
+
+
+# ---------------------------------------------------------------------------
+# The entry point.
+# ---------------------------------------------------------------------------
+
+PARTS = {"orders": orders, "acceleration": acceleration, "timing": timing,
+         "noise": noise, "negative_progress": negative_progress}
+
+
+def run(config: configs.Config, workdir: str, *, command: str = ""
+        ) -> dict[str, Any]:
+  """Runs (or resumes) the five parts, checks the targets, writes the report.
+
+  Each part is a unit of ``resume.Store``: a run killed midway and restarted
+  with the same config recomputes only the unfinished parts.
+
+  Args:
+    config: the settings.
+    workdir: output directory (``results.json``, ``results.md``,
+      ``summary.md``, the figures).
+    command: the command line recorded in the results.
+
+  Returns:
+    The results (what ``results.json`` holds).
+  """
+  start = time.perf_counter()
+  store = resume.Store(workdir, config)
+  results = {"command": command, "config": config_lib.to_dict(config),
+             "environment": files.environment(), "part_wall_time_s": {}}
+  with tqdm.tqdm(desc="quadratic", unit="run", disable=not config.progress,
+                 file=sys.stderr) as bar:
+    for name, part in PARTS.items():
+      bar.set_postfix_str(name)
+
+      def compute(part=part):
+        part_start = time.perf_counter()
+        return {"result": part(config, lambda: bar.update(1)),
+                "seconds": time.perf_counter() - part_start}
+
+      unit = store.compute(name, compute)
+      results[name] = unit["result"]
+      results["part_wall_time_s"][name] = unit["seconds"]
+  results["schedule"] = schedule_examples(config)
+  results["targets"] = targets(results, config)
+  results["wall_time_s"] = time.perf_counter() - start
+  report.write_all(results, workdir)
+  store.clear()
+  print(report.targets_text(results) + f"\nresults in {workdir}/")
+  return results
