@@ -1,9 +1,11 @@
-"""Tests for benchmarks/logreg: one step on tiny data, analysis, --quick."""
+"""Tests for benchmarks/logreg: one step, analysis, --quick runs, resume."""
 
+import dataclasses
 import json
 import math
 import os
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import chex
@@ -12,10 +14,11 @@ import numpy as np
 import optax
 
 import fractal_optax
-from benchmarks import harness
 from benchmarks import input_pipeline
+from benchmarks import metrics
 from benchmarks.logreg import configs
 from benchmarks.logreg import main as logreg_main
+from benchmarks.logreg import models
 from benchmarks.logreg import sweep
 from benchmarks.logreg import train
 
@@ -28,11 +31,16 @@ def _tiny_dataset(n=12, seed=0):
                                 num_classes=10, name="tiny")
 
 
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
 class OneStepTest(chex.TestCase):
 
   def test_one_gd_step_matches_closed_form(self):
     ds = _tiny_dataset()
-    problem = train.build_problem(ds, l2=0.5)
+    problem = models.build_problem(ds, l2=0.5)
     x = np.asarray(problem.data[0], np.float64)
     onehot = np.eye(10)[ds.train_labels]
     # At zero parameters the softmax is uniform: f0 = log 10, and the
@@ -40,19 +48,34 @@ class OneStepTest(chex.TestCase):
     self.assertAlmostEqual(float(problem.evaluate(problem.params)["loss"]),
                            math.log(10), places=5)
     lr = 0.3
-    method = train.Method("gd", "GD", optax.sgd(lr), train._constant(lr), {})
+    method = train.Method("gd", "GD", optax.sgd(lr),
+                          train._constant_rate(lr), {})
     state = {"params": problem.params,
              "opt_state": method.tx.init(problem.params)}
-    state, metrics = train.make_chunk_fn(problem, method)(state, 0, 1)
-    chex.assert_shape(metrics["loss"], (1,))
-    np.testing.assert_allclose(metrics["loss"], [math.log(10)], rtol=1e-6)
-    np.testing.assert_allclose(metrics["learning_rate"], [lr])
+    state, out = train.make_chunk_fn(problem, method)(state, 0, 1)
+    chex.assert_shape(out["loss"], (1,))
+    np.testing.assert_allclose(out["loss"], [math.log(10)], rtol=1e-6)
+    np.testing.assert_allclose(out["learning_rate"], [lr])
+    np.testing.assert_array_equal(out["evaluations"], [1])
     params = state["params"]["linear"]
     np.testing.assert_allclose(
         params["kernel"][...], -lr * x.T @ (0.1 - onehot) / len(x),
         rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(params["bias"][...],
                                -lr * (0.1 - onehot).mean(0), atol=1e-6)
+
+  def test_method_with_extra_args_and_own_evaluation_count(self):
+    # optax.lbfgs needs value, grad and value_fn: the extension point of a
+    # method such as adaptive_fractal_sgd; its cost comes from its state.
+    problem = models.build_problem(_tiny_dataset(), l2=0.5)
+    evals = lambda state, t: 3 * state[0].count  # Read from the state.
+    method = train.Method("lbfgs", "L-BFGS", optax.lbfgs(),
+                          lambda state, t: jnp.float32(1.0), {}, evals)
+    state = {"params": problem.params,
+             "opt_state": method.tx.init(problem.params)}
+    _, out = train.make_chunk_fn(problem, method)(state, 0, 5)
+    self.assertLess(out["loss"][-1], out["loss"][0])
+    np.testing.assert_array_equal(out["evaluations"], [3, 6, 9, 12, 15])
 
   def test_bound_cycle_length_is_smallest(self):
     m, M, eps = 0.01, 4.0, 1e-4
@@ -78,6 +101,13 @@ class OneStepTest(chex.TestCase):
     self.assertTrue(stats["diverged"])
     self.assertIsNone(stats["steps_to_epsilon"])
 
+  def test_config_checks(self):
+    quick = configs.get_config("quick")
+    for key, value in (("l2", 0.0), ("mode", "scan"), ("sweep_cycles", (4, 0)),
+                       ("max_curvature", "exact"), ("epsilon", 1.0)):
+      with self.assertRaisesRegex(ValueError, key):
+        dataclasses.replace(quick, **{key: value})
+
 
 class QuickRunTest(absltest.TestCase):
 
@@ -93,8 +123,8 @@ class QuickRunTest(absltest.TestCase):
       self.assertTrue({"gd", "heavy_ball", "nesterov", "fractal",
                        "fractal_short"} <= names, names)
       for name in names:
-        records = harness.read_metrics(
-            os.path.join(workdir, "runs", name, harness.METRICS_FILE))
+        records = metrics.read_metrics(
+            os.path.join(workdir, "runs", name, metrics.METRICS_FILE))
         self.assertEqual([r["step"] for r in records], list(range(n + 1)))
         losses = np.array([r["loss"] for r in records])
         self.assertTrue(np.isfinite(losses).all(), name)
@@ -107,9 +137,8 @@ class QuickRunTest(absltest.TestCase):
         stats = train.analyse(losses, on_disk["f_star"], config.epsilon)
         self.assertEqual(stats["steps_to_epsilon"],
                          on_disk["methods"][name]["steps_to_epsilon"])
-      # The fractal run logged the library's schedule.
-      records = harness.read_metrics(
-          os.path.join(workdir, "runs", "fractal", harness.METRICS_FILE))
+      records = metrics.read_metrics(
+          os.path.join(workdir, "runs", "fractal", metrics.METRICS_FILE))
       curv = on_disk["curvature"]
       expected = fractal_optax.fractal_chebyshev_schedule(
           on_disk["bound_cycle"], curv["min_curvature"],
@@ -119,38 +148,95 @@ class QuickRunTest(absltest.TestCase):
       self.assertGreater(curv["kappa"], 1)
       for name in ("results.md", "figure5.png"):
         self.assertGreater(os.path.getsize(os.path.join(workdir, name)), 100)
-      with open(os.path.join(workdir, "results.md")) as f:
-        self.assertIn("Nesterov", f.read())
+      self.assertIn("Nesterov", _read(os.path.join(workdir, "results.md")))
+      self.assertFalse(os.path.exists(os.path.join(workdir, "units")))
 
-  def test_quick_sweep(self):
-    with tempfile.TemporaryDirectory() as workdir:
-      logreg_main.main(["--quick", "--workdir", workdir, "--set", "mode=sweep",
-                        "sweep_l2=0.1", "sweep_cycles=4", "sweep_steps=40"])
-      with open(os.path.join(workdir, sweep.SWEEP_FILE)) as f:
-        summary = json.load(f)
-      (row,) = summary["rows"]
+  def test_interrupted_compare_resumes_to_the_same_files(self):
+    args = ["--quick", "--set", "num_steps=40", "constant_grid=1",
+            "checkpoint_every=20", "eval_every=20"]
+    with tempfile.TemporaryDirectory() as tmp:
+      full, cut = os.path.join(tmp, "full"), os.path.join(tmp, "cut")
+      logreg_main.main([*args, "--workdir", full])
+      make_chunk_fn, calls, fail_at = train.make_chunk_fn, [], [4]
+
+      def failing(problem, method):
+        chunk_fn = make_chunk_fn(problem, method)
+
+        def run(state, start, n):
+          calls.append((method.name, start))
+          if len(calls) == fail_at[0]:  # heavy_ball's second chunk.
+            raise KeyboardInterrupt
+          return chunk_fn(state, start, n)
+        return run
+
+      with mock.patch.object(train, "make_chunk_fn", failing):
+        with self.assertRaises(KeyboardInterrupt):
+          logreg_main.main([*args, "--workdir", cut])
+      self.assertFalse(os.path.exists(os.path.join(cut, "summary.json")))
+      calls.clear()
+      fail_at[0] = -1
+      with mock.patch.object(train, "make_chunk_fn", failing), \
+          mock.patch.object(train, "reference_optimum") as lbfgs:
+        logreg_main.main([*args, "--workdir", cut])
+      lbfgs.assert_not_called()  # The set-up unit was reused.
+      self.assertEqual(calls[0], ("heavy_ball", 20))  # Finished runs skipped.
+      self.assertEqual(_read(os.path.join(full, "results.md")),
+                       _read(os.path.join(cut, "results.md")))
+      for name in os.listdir(os.path.join(full, "runs")):
+        path = os.path.join("runs", name, metrics.METRICS_FILE)
+        self.assertEqual(_read(os.path.join(full, path)),
+                         _read(os.path.join(cut, path)), name)
+
+  def test_interrupted_sweep_resumes_to_the_same_files(self):
+    args = ["--quick", "--set", "mode=sweep", "sweep_l2=0.1,0.03",
+            "sweep_cycles=4", "sweep_steps=40"]
+    with tempfile.TemporaryDirectory() as tmp:
+      full, cut = os.path.join(tmp, "full"), os.path.join(tmp, "cut")
+      logreg_main.main([*args, "--workdir", full])
+      summary = json.loads(_read(os.path.join(full, sweep.SWEEP_FILE)))
+      row = summary["rows"][0]
       self.assertEqual(row["l2"], 0.1)
       self.assertIn("fractal_4", row["runs"])
       self.assertIn(f"fractal_{row['bound_cycle']}", row["runs"])
       self.assertTrue({"constant_1", "constant_2", "heavy_ball",
                        "nesterov"} <= set(row["runs"]))
-      with open(os.path.join(workdir, "sweep.md")) as f:
-        table = f.read()
-      self.assertIn("| 0.1 |", table)
-      self.assertTrue(os.path.isfile(os.path.join(workdir, "sweep.png")))
+      self.assertIn("| 0.1 |", _read(os.path.join(full, "sweep.md")))
+      self.assertTrue(os.path.isfile(os.path.join(full, "sweep.png")))
+
+      sweep_one, computed = sweep.sweep_one, []
+
+      def failing(config, dataset, l2, store):
+        computed.append(l2)
+        if l2 == 0.03 and len(computed) == 2:
+          raise KeyboardInterrupt
+        return sweep_one(config, dataset, l2, store)
+
+      with mock.patch.object(sweep, "sweep_one", failing):
+        with self.assertRaises(KeyboardInterrupt):
+          logreg_main.main([*args, "--workdir", cut])
+        self.assertFalse(os.path.exists(os.path.join(cut, sweep.SWEEP_FILE)))
+        logreg_main.main([*args, "--workdir", cut])
+      self.assertEqual(computed, [0.1, 0.03, 0.03])
+      self.assertEqual(_read(os.path.join(full, "sweep.md")),
+                       _read(os.path.join(cut, "sweep.md")))
+      resumed = json.loads(_read(os.path.join(cut, sweep.SWEEP_FILE)))
+      strip = lambda rows: [{**r, "seconds": 0, "lbfgs": {
+          **r["lbfgs"], "seconds": 0}} for r in rows]
+      self.assertEqual(strip(summary["rows"]), strip(resumed["rows"]))
 
 
 class SweepRunnerTest(chex.TestCase):
 
   def test_vmapped_rows_match_single_optax_runs(self):
-    problem = train.build_problem(_tiny_dataset(), l2=0.1)
+    problem = models.build_problem(_tiny_dataset(), l2=0.1)
     m, M = 0.1, 5.0
     schedule = fractal_optax.fractal_chebyshev_schedule(4, m, M)
     rows = jnp.stack([jnp.full(6, 0.2), schedule(jnp.arange(6))])
     batched = sweep.gd_losses(problem, rows)
     chex.assert_shape(batched, (2, 7))
-    for row, tx, lr in ((0, optax.sgd(0.2), train._constant(0.2)),
-                        (1, fractal_optax.fractal_sgd(4, m, M), schedule)):
+    for row, tx, lr in ((0, optax.sgd(0.2), train._constant_rate(0.2)),
+                        (1, fractal_optax.fractal_sgd(4, m, M),
+                         lambda _, t: schedule(t))):
       single = sweep.method_losses(
           problem, train.Method("x", "x", tx, lr, {}), 6)
       np.testing.assert_allclose(batched[row], single, rtol=2e-5)

@@ -1,4 +1,6 @@
 """Multinomial logistic regression on MNIST: the paper's Figure 5.
 
-Run ``python -m benchmarks.logreg.main --help`` (see ``README.md``).
+``python -m benchmarks.logreg --help``. Modules: ``main`` (the command line),
+``configs`` (presets), ``models`` (model and objective), ``train`` (one
+comparison), ``sweep`` (the lambda x T map), ``report`` (tables, figures).
 """

@@ -1,32 +1,34 @@
 """Named configurations of the logistic-regression experiment.
 
-Every preset is a frozen ``Config``; any field can be overridden on the
-command line with ``--set key=value`` (see ``benchmarks.harness``).
+Every preset is a frozen ``Config`` that checks itself; any field can be
+overridden on the command line with ``--set key=value``::
 
-Example::
-
-  python -m benchmarks.logreg.main --preset quick --set l2=3e-3
+  python -m benchmarks.logreg --preset quick --set l2=3e-3
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from benchmarks import config as config_lib
+from benchmarks import input_pipeline
+
+MODES = ("compare", "sweep")
+MAX_CURVATURE_CHOICES = ("estimate", "global")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Configuration of one run (``mode="compare"``) or a sweep.
+  """Configuration of one comparison (``mode="compare"``) or a sweep.
 
   Attributes:
-    mode: ``"compare"`` (all methods at ``l2``, per-step metrics, figure) or
-      ``"sweep"`` (steps-to-epsilon over ``sweep_l2`` x ``sweep_cycles``).
-    dataset: ``benchmarks.input_pipeline`` name: ``mnist5k`` (embedded),
-      ``mnist``, ``fashion_mnist``.
+    mode: ``"compare"`` (every method at ``l2``, per-step metrics, Figure 5)
+      or ``"sweep"`` (steps to epsilon over ``sweep_l2`` x ``sweep_cycles``).
+    dataset: ``benchmarks.input_pipeline`` name (``mnist5k`` is embedded).
     data_dir: directory of the dataset's files (None: the default).
     num_train: training examples kept (0: all).
     num_test: test examples kept (0: all).
-    l2: L2 strength lambda; the objective is mean cross-entropy plus
-      ``l2 / 2 * |theta|^2`` over all parameters, so m = lambda.
+    l2: L2 strength lambda; f = mean cross-entropy + l2/2 |theta|^2, m = l2.
     num_steps: full-batch steps per method.
     epsilon: target relative suboptimality (f - f*) / (f_0 - f*).
     constant_grid: constant steps tried, as multiples of 1/M (M the
@@ -34,17 +36,17 @@ class Config:
     max_curvature: the M of the fractal schedules and momentum methods:
       ``"estimate"`` (``estimate_curvature`` at the start and at the
       optimum, the larger) or ``"global"`` (lambda + lambda_max(X~^T X~/n)/2,
-      a bound valid at every point; see ``train.global_max_curvature``).
-    bound_cycle: fractal cycle length of the one-cycle method (0: the
-      smallest T whose Chebyshev bound squared is <= epsilon).
-    short_cycle: cycle length of the repeated shorter fractal cycle (0: the
-      power of two nearest sqrt(kappa) / 2).
-    curvature_iterations: power iterations of ``estimate_curvature``.
+      valid at every point).
+    bound_cycle: cycle length of ``fractal`` (0: the smallest T whose
+      Chebyshev bound squared is <= epsilon).
+    short_cycle: cycle length of ``fractal_short`` (0: the power of two
+      nearest sqrt(kappa) / 2).
+    curvature_iterations: Lanczos iterations of ``estimate_curvature``.
     lbfgs_steps: L-BFGS iterations for the reference optimum f*.
     checkpoint_every: checkpoint period in steps (0: only at the end).
-    eval_every: accuracy evaluation period in steps. Steps run in jitted
-      chunks between checkpoints and evaluations, one compilation per
-      distinct chunk length: keep one period a multiple of the other.
+    eval_every: accuracy evaluation period in steps (keep it and
+      ``checkpoint_every`` multiples of one another: one compile per chunk
+      length).
     seed: PRNG seed (curvature estimation).
     progress: show progress bars.
     sweep_l2: lambdas of the sweep.
@@ -73,6 +75,23 @@ class Config:
   sweep_l2: tuple[float, ...] = (1e-1, 1e-2, 3e-3, 1e-3)
   sweep_cycles: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
   sweep_steps: int = 1500
+
+  def __post_init__(self):
+    config_lib.one_of("mode", self.mode, MODES)
+    config_lib.one_of("dataset", self.dataset, input_pipeline.DATASETS)
+    config_lib.one_of("max_curvature", self.max_curvature,
+                      MAX_CURVATURE_CHOICES)
+    for name in ("l2", "num_steps", "epsilon", "constant_grid",
+                 "curvature_iterations", "lbfgs_steps", "sweep_l2",
+                 "sweep_cycles", "sweep_steps"):
+      config_lib.positive(name, getattr(self, name))
+    for name in ("num_train", "num_test", "bound_cycle", "short_cycle",
+                 "checkpoint_every", "eval_every"):
+      config_lib.non_negative(name, getattr(self, name))
+    for name in ("constant_grid", "sweep_l2", "sweep_cycles"):
+      config_lib.non_empty(name, getattr(self, name))
+    config_lib.require(self.epsilon < 1, "epsilon must be < 1, got "
+                       f"epsilon={self.epsilon!r}.")
 
 
 def get_config(name: str = "default") -> Config:

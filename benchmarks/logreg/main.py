@@ -1,32 +1,31 @@
-"""Command line: ``python -m benchmarks.logreg.main [--preset NAME] ...``.
+"""Logistic regression on MNIST with fractal and classical step sizes (Fig. 5).
 
-Examples::
+  python -m benchmarks.logreg                      # Figure 5, MNIST 5k
+  python -m benchmarks.logreg --quick              # CI-sized
+  python -m benchmarks.logreg --preset fashion     # Fashion-MNIST
+  python -m benchmarks.logreg --preset sweep       # lambda x T map
+  python -m benchmarks.logreg --dataset mnist --data-dir ~/mnist
 
 Results go to results/logreg/<preset>/ unless --workdir is given.
-
-  python -m benchmarks.logreg.main                      # Figure 5, MNIST 5k
-  python -m benchmarks.logreg.main --quick              # CI-sized
-  python -m benchmarks.logreg.main --preset fashion     # Fashion-MNIST
-  python -m benchmarks.logreg.main --preset sweep       # lambda x T map
-  python -m benchmarks.logreg.main --dataset mnist --data-dir ~/mnist
 """
 
-from __future__ import annotations
-
-import sys
-from collections.abc import Sequence
-
-from benchmarks import harness
+from benchmarks import cli
 from benchmarks.logreg import configs
+from benchmarks.logreg import sweep
 from benchmarks.logreg import train
 
+MODES = {"compare": train.train_and_evaluate, "sweep": sweep.run_sweep}
 
-def main(argv: Sequence[str] | None = None) -> object:
-  return harness.main(
-      argv, description=__doc__, presets=configs.PRESETS,
-      train_and_evaluate=train.train_and_evaluate,
-      default_workdir="results/logreg/{preset}")
+
+def run(config: configs.Config, workdir: str):
+  """Dispatches on ``config.mode``."""
+  return MODES[config.mode](config, workdir)
+
+
+def main(argv=None):
+  return cli.main(argv, description=__doc__, presets=configs.PRESETS, run=run,
+                  default_workdir="results/logreg/{preset}")
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main()

@@ -1,0 +1,3 @@
+from benchmarks.logreg import main
+
+main.main()
