@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from benchmarks import io_utils
+from benchmarks import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BLOCK = re.compile(
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
       continue
     stale.append(os.path.relpath(path, ROOT))
     if not args.check:
-      io_utils.write_text(path, updated)
+      files.write_text(path, updated)
   if args.check and stale:
     print("out of date (run python -m benchmarks.update_readme):",
           ", ".join(stale))
