@@ -1,0 +1,269 @@
+"""Curvature estimation: ``estimate_curvature`` against scipy's eigsh.
+
+Both methods use the same forward-over-reverse Hessian-vector product, in
+``config.dtype`` (float64 by default, so that the comparison is about the
+algorithms, not the arithmetic). ``estimate_curvature`` runs its whole
+Lanczos loop on device in one compiled program; ``scipy.sparse.linalg.eigsh``
+(ARPACK, implicitly restarted Lanczos, ``which="BE"``, ``k=2``: one eigenvalue
+from each end) calls the jitted product through a ``LinearOperator`` whose
+``matvec`` is counted, one device round trip per product.
+
+Problems:
+
+* ``quadratic_<n>``: ``½‖D^{1/2} R x‖²`` with ``R`` a product of Householder
+  reflections (orthogonal, applied in O(n)), so the Hessian ``Rᵀ D R`` is dense
+  yet its spectrum ``D`` is known: a bulk uniform in [1, 10], one low outlier
+  0.1 and top outliers 20, 40, 70, 100 (κ = 1000).
+* ``mlp_<n>``: a Flax NNX tanh MLP, mean squared error on a synthetic teacher,
+  at initialisation (non-convex: λ_min < 0); reference: ``eigvalsh`` of the
+  dense Hessian in float64.
+
+Per problem: eigsh's product count ``k``, wall time and relative errors of
+λ_max and λ_min; ours with ``k`` products; the fewest products ``j`` with
+which ours matches eigsh's accuracy on both ends (errors below the rounding
+floor ``10·ε·λ_max`` count as matched), found by bisection: ``T_j`` is the
+leading block of ``T_k``, so by Cauchy interlacing both errors shrink with
+``j``; and the safe bounds handed to the schedule. Wall times exclude
+compilation (reported apart) and are the best of ``config.repeats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse.linalg
+from jax.flatten_util import ravel_pytree
+
+import fractal_optax
+from benchmarks import config as config_lib
+from benchmarks import files
+from benchmarks.curvature import configs
+from benchmarks.curvature import report
+
+
+def quadratic_loss(x: jax.Array, diagonal: jax.Array,
+                   reflectors: jax.Array) -> jax.Array:
+  """½‖D^{1/2} R x‖², ``R`` = product of Householder reflections."""
+  for u in reflectors:
+    x = x - 2.0 * u * (u @ x)
+  return 0.5 * jnp.sum(diagonal * x * x)
+
+
+def quadratic_problem(n: int, config: configs.Config) -> dict[str, Any]:
+  """The structured quadratic of dimension ``n``, κ = 1000."""
+  rng = np.random.default_rng(config.seed)
+  top = np.array([20.0, 40.0, 70.0, 100.0])
+  bulk = rng.uniform(1.0, 10.0, n - 1 - len(top))
+  diagonal = rng.permutation(np.concatenate([[0.1], bulk, top]))
+  u = rng.standard_normal((config.num_reflectors, n))
+  u /= np.linalg.norm(u, axis=1, keepdims=True)
+  return {"name": f"quadratic_{n}", "loss_fn": quadratic_loss,
+          "params": jnp.zeros(n, config.dtype),
+          "args": (jnp.asarray(diagonal, config.dtype),
+                   jnp.asarray(u, config.dtype)),
+          "lambda_min": float(diagonal.min()),
+          "lambda_max": float(diagonal.max()), "reference": "exact"}
+
+
+def mlp_problem(config: configs.Config) -> dict[str, Any]:
+  """Flax NNX tanh MLP, MSE on a synthetic teacher; dense-Hessian reference."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  inputs, hidden, dtype = config.mlp_inputs, config.mlp_hidden, config.dtype
+
+  class MLP(nnx.Module):
+
+    def __init__(self, rngs: nnx.Rngs):
+      self.hidden1 = nnx.Linear(inputs, hidden, rngs=rngs)
+      self.hidden2 = nnx.Linear(hidden, hidden, rngs=rngs)
+      self.out = nnx.Linear(hidden, 1, rngs=rngs)
+
+    def __call__(self, x):
+      x = jnp.tanh(self.hidden1(x))
+      x = jnp.tanh(self.hidden2(x))
+      return self.out(x)[:, 0]
+
+  rng = np.random.default_rng(config.seed)
+  x = rng.standard_normal((config.mlp_samples, inputs))
+  teacher = rng.standard_normal(inputs)
+  y = np.sin(x @ teacher) + 0.1 * rng.standard_normal(config.mlp_samples)
+  graphdef, state = nnx.split(MLP(nnx.Rngs(config.seed)))
+  state = jax.tree_util.tree_map(lambda a: a.astype(dtype), state)
+
+  def loss_fn(params, x, y):
+    return jnp.mean((nnx.merge(graphdef, params)(x) - y) ** 2)
+
+  args = (jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+  flat, loss = _flat_loss(loss_fn, state, args)
+  eigenvalues = np.linalg.eigvalsh(
+      np.asarray(jax.jit(jax.hessian(loss))(flat), np.float64))
+  return {"name": f"mlp_{flat.shape[0]}", "loss_fn": loss_fn,
+          "params": state, "args": args,
+          "lambda_min": float(eigenvalues[0]),
+          "lambda_max": float(eigenvalues[-1]), "reference": "dense eigvalsh"}
+
+
+def _flat_loss(loss_fn: Callable[..., jax.Array], params: Any,
+               args: tuple[Any, ...]) -> tuple[jax.Array, Callable]:
+  """Flat parameters and the loss as a function of them."""
+  flat, unravel = ravel_pytree(params)
+  return flat, lambda f: loss_fn(unravel(f), *args)
+
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+  best, out = float("inf"), None
+  for _ in range(repeats):
+    start = time.perf_counter()
+    out = fn()
+    best = min(best, time.perf_counter() - start)
+  return best, out
+
+
+def _rel(estimate: float, truth: float) -> float:
+  return abs(estimate - truth) / abs(truth)
+
+
+def run_eigsh(hvp: Callable[[jax.Array], jax.Array], n: int, v0: np.ndarray,
+              tol: float, dtype: Any) -> dict[str, Any]:
+  """eigsh(which="BE", k=2) on the jitted HVP; counts the products."""
+  count = [0]
+
+  def matvec(v):
+    count[0] += 1
+    return np.asarray(hvp(jnp.asarray(np.ravel(v), dtype)), np.float64)
+
+  operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=matvec,
+                                                dtype=np.float64)
+  start = time.perf_counter()
+  values = np.sort(scipy.sparse.linalg.eigsh(
+      operator, k=2, which="BE", tol=tol, v0=v0, return_eigenvectors=False))
+  return {"hvps": count[0], "time_s": time.perf_counter() - start,
+          "theta_min": float(values[0]), "theta_max": float(values[-1])}
+
+
+def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
+             repeats: int = 0) -> tuple[float, float, Any]:
+  """(best wall time, compile time, estimate) of ``estimate_curvature``.
+
+  ``repeats=0``: one untimed call (times are nan).
+  """
+  estimate = functools.partial(
+      fractal_optax.estimate_curvature, problem["loss_fn"], problem["params"],
+      *problem["args"], num_iterations=num_iterations, key=key,
+      max_condition_number=1e6)   # a floor, so non-convex losses do not raise
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    start = time.perf_counter()
+    est = estimate()
+    first = time.perf_counter() - start
+    if not repeats:
+      return float("nan"), float("nan"), est
+    best, est = _best_time(estimate, repeats)
+  return best, max(first - best, 0.0), est
+
+
+def fewest_to_match(problem: dict[str, Any], k: int, key: jax.Array,
+                    target_max: float, target_min: float) -> int | None:
+  """The smallest ``j ≤ k`` at which both Ritz errors meet the targets."""
+
+  def matched(j):
+    est = run_ours(problem, j, key)[2]
+    return (abs(est.max_ritz_value - problem["lambda_max"]) <= target_max
+            and abs(est.min_ritz_value - problem["lambda_min"]) <= target_min)
+
+  if not matched(k):
+    return None
+  lo, hi = 2, k
+  while lo < hi:
+    mid = (lo + hi) // 2
+    lo, hi = (lo, mid) if matched(mid) else (mid + 1, hi)
+  return lo
+
+
+def benchmark_problem(problem: dict[str, Any], config: configs.Config
+                      ) -> dict[str, Any]:
+  """Runs eigsh and ours on one problem and returns its table row."""
+  lam_min, lam_max = problem["lambda_min"], problem["lambda_max"]
+  key = jax.random.key(config.seed)
+  flat, loss = _flat_loss(problem["loss_fn"], problem["params"],
+                          problem["args"])
+  n, dtype = int(flat.shape[0]), flat.dtype
+  grad = jax.grad(loss)
+  hvp = jax.jit(lambda v: jax.jvp(grad, (flat,), (v,))[1])
+  v0 = np.asarray(jax.random.normal(key, (n,), dtype), np.float64)
+  hvp(jnp.zeros(n, dtype)).block_until_ready()   # compile outside timing
+  eig = min((run_eigsh(hvp, n, v0, config.eigsh_tol, dtype)
+             for _ in range(config.repeats)), key=lambda r: r["time_s"])
+
+  k = eig["hvps"]
+  time_equal, compile_equal, est = run_ours(problem, k, key, config.repeats)
+  floor = 10 * float(jnp.finfo(dtype).eps) * abs(lam_max)
+  match = fewest_to_match(
+      problem, k, key, max(abs(eig["theta_max"] - lam_max), floor),
+      max(abs(eig["theta_min"] - lam_min), floor))
+  time_match, est_match = float("nan"), None
+  if match is not None:
+    time_match, _, est_match = run_ours(problem, match, key, config.repeats)
+  return {
+      "problem": problem["name"], "n": n, "dtype": str(dtype),
+      "reference": problem["reference"],
+      "lambda_min": lam_min, "lambda_max": lam_max,
+      "eigsh_hvps": k, "eigsh_time_s": eig["time_s"],
+      "eigsh_err_max": _rel(eig["theta_max"], lam_max),
+      "eigsh_err_min": _rel(eig["theta_min"], lam_min),
+      "ours_hvps_to_match": match,
+      "hvp_ratio": match / k if match else None,
+      "ours_err_max_at_match":
+          _rel(est_match.max_ritz_value, lam_max) if match else None,
+      "ours_err_min_at_match":
+          _rel(est_match.min_ritz_value, lam_min) if match else None,
+      "ours_time_to_match_s": time_match,
+      "time_ratio": time_match / eig["time_s"],
+      "ours_time_equal_hvps_s": time_equal,
+      "time_ratio_equal_hvps": time_equal / eig["time_s"],
+      "ours_compile_s": compile_equal,
+      "ours_err_max_equal_hvps": _rel(est.max_ritz_value, lam_max),
+      "ours_err_min_equal_hvps": _rel(est.min_ritz_value, lam_min),
+      "safe_max_over_lambda_max": est.max_curvature / lam_max,
+      "safe_min_over_lambda_min": est.min_curvature / lam_min,
+      "safe_min_source": est.min_source,
+      "safe_brackets": bool(est.max_curvature >= lam_max and (
+          lam_min <= 0 or est.min_curvature <= lam_min)),
+  }
+
+
+def run(config: configs.Config, workdir: str, *, command: str = ""
+        ) -> dict[str, Any]:
+  """Benchmarks every problem; writes ``curvature.json`` and ``curvature.md``.
+
+  Args:
+    config: the settings.
+    workdir: output directory.
+    command: the command line recorded in the results.
+
+  Returns:
+    The results (what ``curvature.json`` holds).
+  """
+  x64 = (jax.enable_x64(True) if config.dtype == "float64"
+         else contextlib.nullcontext())
+  rows = []
+  with x64:
+    makers = [functools.partial(quadratic_problem, n, config)
+              for n in config.sizes] + [functools.partial(mlp_problem, config)]
+    for make in makers:
+      rows.append(row := benchmark_problem(make(), config))
+      print(f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
+            f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
+            f"HVPs {row['ours_time_to_match_s']:.3f}s", flush=True)
+  result = {"benchmark": "curvature", "command": command,
+            "config": config_lib.to_dict(config) | {"tol": config.eigsh_tol},
+            "environment": files.environment(), "rows": rows}
+  print(report.write(result, workdir))
+  return result
