@@ -229,16 +229,70 @@ def load_fashion_mnist(
   return _load_idx_dataset(data_dir, "fashion_mnist")
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+  """``_codecs.encode`` as protocol-2 pickles from Python 3 use it for bytes."""
+  if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+    raise pickle.UnpicklingError(
+        f"_codecs.encode is only allowed as encode(str, 'latin1'), got "
+        f"encoding={encoding!r}")
+  return text.encode("latin1")
+
+
+def _numpy_private(module: str, name: str):
+  """numpy's ``_core.<module>.<name>`` (``core.<module>`` under numpy 1)."""
+  try:
+    found = importlib.import_module(f"numpy._core.{module}")
+  except ImportError:  # numpy 1
+    found = importlib.import_module(f"numpy.core.{module}")
+  return getattr(found, name)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+  """An unpickler that builds only what a CIFAR-10 python batch holds.
+
+  Dicts, lists, bytes, strings and numbers need no globals; numpy arrays need
+  ``numpy.ndarray``, ``numpy.dtype`` and ``multiarray._reconstruct`` (under
+  numpy 1's ``numpy.core`` or numpy 2's ``numpy._core`` name), or
+  ``numeric._frombuffer`` at protocol 5; bytes pickled by Python 3 at
+  protocol 2 need ``_codecs.encode`` (allowed only as a latin-1 encoding). Any other global, the way a crafted pickle would
+  run code, raises ``pickle.UnpicklingError``.
+  """
+
+  def find_class(self, module, name):
+    if (module, name) == ("numpy", "ndarray"):
+      return np.ndarray
+    if (module, name) == ("numpy", "dtype"):
+      return np.dtype
+    for inner, function in (("multiarray", "_reconstruct"),
+                            ("numeric", "_frombuffer")):
+      if name == function and module in (f"numpy.core.{inner}",
+                                         f"numpy._core.{inner}"):
+        return _numpy_private(inner, function)
+    if (module, name) == ("_codecs", "encode"):
+      return _latin1_encode
+    raise pickle.UnpicklingError(
+        f"refusing global {module}.{name}: a CIFAR-10 batch holds only "
+        "dicts, lists, bytes, strings, numbers and numpy arrays")
+
+  def persistent_load(self, pid):
+    raise pickle.UnpicklingError("refusing a persistent id")
+
+
 def _load_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """Reads one CIFAR-10 python batch (a pickled dict) into NHWC arrays."""
+  """Reads one CIFAR-10 python batch (a pickled dict) into NHWC arrays.
+
+  The batch is unpickled by :class:`_CifarUnpickler`, which refuses every
+  global a CIFAR-10 batch does not need, so a crafted file raises
+  ``ValueError`` naming it instead of running code.
+  """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"CIFAR-10 batch not found: {path!r}")
   try:
     with open(path, "rb") as f:
-      # The official format is a pickle; only load batches you trust.
-      batch = pickle.load(f, encoding="bytes")
+      batch = _CifarUnpickler(f, encoding="bytes").load()
   except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-          AttributeError, ImportError, IndexError) as e:
+          AttributeError, ImportError, IndexError, KeyError,
+          MemoryError) as e:
     raise ValueError(
         f"CIFAR-10 batch {path!r} is not a valid pickle: {e}") from e
   if not isinstance(batch, dict):

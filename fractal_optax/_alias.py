@@ -5,8 +5,10 @@ from __future__ import annotations
 import numbers
 
 import jax
+import numpy as np
 import optax
 
+from fractal_optax import _checks
 from fractal_optax._schedule import fractal_chebyshev_schedule
 
 
@@ -42,7 +44,7 @@ def fractal_sgd(
     scale: a constant or optax schedule multiplying the step sizes.
     cycle: repeat the cycle, or hold its last value after ``T`` steps.
     momentum: ``None`` (the paper's method) or the momentum decay in
-      ``[0, 1)``.
+      ``[0, 1)``, a concrete Python, numpy or 0-d JAX real number.
     nesterov: use Nesterov momentum (requires ``momentum``).
 
   Returns:
@@ -75,12 +77,19 @@ def fractal_sgd(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   if momentum is not None:
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-      raise TypeError(f"momentum must be None or a number, got {momentum=!r}.")
-    if not 0.0 <= momentum < 1.0:
+    if (isinstance(momentum, (bool, np.bool_)) or _checks.is_traced(momentum)
+        or not isinstance(momentum, (numbers.Real, np.ndarray, jax.Array))
+        or np.ndim(momentum) != 0
+        or not _checks.is_real_dtype(np.asarray(momentum).dtype)):
+      raise TypeError(
+          f"momentum must be None or a concrete real number, got {momentum=!r}."
+      )
+    if not 0.0 <= float(momentum) < 1.0:
       raise ValueError(f"momentum must lie in [0, 1), got {momentum=!r}.")
-  if not isinstance(nesterov, bool):
+    momentum = float(momentum)
+  if not isinstance(nesterov, (bool, np.bool_)):
     raise TypeError(f"nesterov must be a bool, got {nesterov=!r}.")
+  nesterov = bool(nesterov)
   if nesterov and momentum is None:
     raise ValueError(
         f"nesterov=True needs a momentum, got {momentum=!r}, {nesterov=!r}."

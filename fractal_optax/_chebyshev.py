@@ -54,8 +54,22 @@ def chebyshev_step_sizes(
   smallest is a little above ``1/M``. Use :func:`fractal_chebyshev_step_sizes`
   for the order in which to take them.
 
+  Concrete curvatures (Python numbers, numpy or JAX scalars of any integer or
+  floating dtype, bfloat16 included) are computed in float64 on the host in
+  the form scaled by ``M``, :math:`\eta_i = (1/M) / (r + (1 - r)
+  \sin^2(\theta_i/2))` with :math:`r = m/M`, and rounded once to the output
+  dtype, so every finite result is correct to the dtype's precision whatever
+  the scale of ``m`` and ``M``. If a step does not fit the dtype as a normal
+  number (``M = 1e300`` in float32, ``m = 1e-50`` anywhere but float64) a
+  ``ValueError`` names the curvatures and the dtype. Traced curvatures (under
+  ``jit``) use the same scaled form in at least float32; their values cannot
+  be checked: no intermediate overflows or divides by zero for finite
+  ``M > 0`` and ``m >= 0`` (even ``m > M``; ``m = 0`` gives the limit
+  ``m → 0``), so the result is finite wherever the steps fit the dtype; a
+  non-positive or non-finite traced ``M`` gives inf or NaN.
+
   Args:
-    num_steps: ``T``, a positive Python int.
+    num_steps: ``T``, a positive Python int, at most ``2**24``.
     min_curvature: ``m > 0``, a lower bound on the Hessian's eigenvalues.
     max_curvature: ``M >= m``, an upper bound on the Hessian's eigenvalues.
       Both may be traced JAX scalars, in which case their values are not
@@ -64,12 +78,14 @@ def chebyshev_step_sizes(
   Returns:
     A ``(T,)`` array, sorted from the largest step to the smallest, in the
     floating dtype of the curvatures (the default float dtype for Python
-    numbers).
+    numbers and integers).
 
   Raises:
-    TypeError: ``num_steps`` is not an int, or a curvature is not a number.
-    ValueError: ``num_steps < 1``, a curvature is not finite and positive, or
-      ``min_curvature > max_curvature``.
+    TypeError: ``num_steps`` is not an int, or a curvature is not a real
+      number (or has a dtype JAX lacks, such as float128).
+    ValueError: ``num_steps`` is outside ``[1, 2**24]``, a curvature is not a
+      finite positive scalar, ``min_curvature > max_curvature``, or a step
+      size overflows or underflows the output dtype.
 
   Example:
     >>> import fractal_optax
@@ -83,11 +99,57 @@ def chebyshev_step_sizes(
   """
   num_steps = _checks.check_num_steps(num_steps)
   _checks.check_curvatures(min_curvature, max_curvature)
-  dtype = jnp.result_type(float, min_curvature, max_curvature)
-  m = jnp.asarray(min_curvature, dtype)
-  big_m = jnp.asarray(max_curvature, dtype)
-  fractions = jnp.asarray(chebyshev_node_fractions(num_steps), dtype)
-  return 1.0 / (m + (big_m - m) * fractions)
+  dtype = _checks.float_dtype(min_curvature, max_curvature)
+  if _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature):
+    return traced_step_sizes(
+        chebyshev_node_fractions(num_steps), min_curvature, max_curvature,
+        dtype)
+  steps = host_step_sizes(chebyshev_node_fractions(num_steps),
+                          float(min_curvature), float(max_curvature))
+  return jnp.asarray(_checks.check_representable(
+      steps, dtype, curvature_names(min_curvature, max_curvature)))
+
+
+def curvature_names(min_curvature, max_curvature) -> str:
+  """The curvature arguments as a message prefix."""
+  return f"{min_curvature=!r}, {max_curvature=!r}"
+
+
+def host_step_sizes(
+    fractions: np.ndarray, min_curvature: float, max_curvature: float
+) -> np.ndarray:
+  """``1/(m + (M − m)·fractions)`` in float64, in the form scaled by ``M``.
+
+  ``η = (1/M) / (r + (1 − r)·f)`` with ``r = m/M ∈ (0, 1]``: the denominator
+  lies in ``[f_0, 1]`` with ``f_0 ≈ (π/4T)² > 1e-15`` for ``T <= 2**24``, so
+  nothing in it overflows or goes subnormal whatever the scale of ``m`` and
+  ``M``; only the final division by ``M`` can leave float64's range (then the
+  result holds ``inf``, which :func:`_checks.check_representable` reports).
+  """
+  ratio = min_curvature / max_curvature
+  with np.errstate(over="ignore"):
+    return (1.0 / (ratio + (1.0 - ratio) * fractions)) / max_curvature
+
+
+def traced_step_sizes(
+    fractions: np.ndarray, min_curvature, max_curvature, dtype,
+) -> jax.Array:
+  """The scaled form of :func:`host_step_sizes` in jnp, for traced curvatures.
+
+  Computed in at least float32 (the scaled denominator's reciprocal reaches
+  ``1/f_0 ≈ 1.6 T²``, beyond float16's range) and cast to ``dtype``. For
+  finite ``M > 0`` and ``m >= 0`` (even ``m > M``) the denominator lies in
+  ``[min(f_0, r), max(1, r)]``, so nothing overflows before the final division
+  by ``M``; the values are not checked (a traced ``M <= 0`` or non-finite
+  input gives inf/NaN).
+  """
+  work = jnp.promote_types(dtype, jnp.float32)
+  m = jnp.asarray(min_curvature, work)
+  big_m = jnp.asarray(max_curvature, work)
+  ratio = m / big_m
+  steps = (1.0 / (ratio + (1.0 - ratio) * jnp.asarray(fractions, work))
+           ) / big_m
+  return steps.astype(dtype)
 
 
 def chebyshev_error_bound(
@@ -113,12 +175,19 @@ def chebyshev_error_bound(
   large ``T``. ``m == M`` gives 0.
 
   Args:
-    num_steps: ``T``, a positive Python int.
+    num_steps: ``T``, a positive Python int, at most ``2**24``.
     min_curvature: ``m > 0`` (a concrete number, not a traced value).
     max_curvature: ``M >= m`` (a concrete number).
 
   Returns:
-    The bound as a Python float in ``[0, 1]``.
+    The bound as a Python float in ``[0, 1]``; a bound below float64's
+    smallest subnormal (about ``5e-324``) rounds to 0.0.
+
+  Raises:
+    TypeError: ``num_steps`` is not an int, or a curvature is traced or not a
+      real number.
+    ValueError: ``num_steps`` is outside ``[1, 2**24]``, or the curvatures
+      are not finite with ``0 < min_curvature <= max_curvature``.
 
   Example:
     >>> import fractal_optax
@@ -130,24 +199,31 @@ def chebyshev_error_bound(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
+  _checks.check_concrete(min_curvature, "min_curvature",
+                         "chebyshev_error_bound")
+  _checks.check_concrete(max_curvature, "max_curvature",
+                         "chebyshev_error_bound")
   _checks.check_curvatures(min_curvature, max_curvature)
-  for name, value in (("min_curvature", min_curvature),
-                      ("max_curvature", max_curvature)):
-    if _checks.is_traced(value):
-      raise TypeError(
-          f"chebyshev_error_bound needs concrete curvatures, got a traced"
-          f" {name}; compute it outside jit."
-      )
   m, big_m = float(min_curvature), float(max_curvature)
   if m >= big_m:
     return 0.0
-  # arccosh(z0) = log((√M + √m)/(√M − √m)) = log1p(2√m (√M + √m)/(M − m)),
-  # accurate both for κ close to 1 (M − m is exact there) and for large κ.
+  return _error_bound(num_steps, _log_rate(m, big_m))
+
+
+def _log_rate(m: float, big_m: float) -> float:
+  """``arccosh z_0 = log1p(2√m(√M + √m)/(M − m))`` for ``0 < m < M``.
+
+  Accurate both for ``κ`` close to 1 (``M − m`` is exact there) and for large
+  ``κ``; positive for every ``0 < m < M`` within float64 (at least about
+  ``2/√κ >= 1e-316``).
+  """
   root_m = math.sqrt(m)
-  a = num_steps * math.log1p(2.0 * root_m * (math.sqrt(big_m) + root_m) /
-                             (big_m - m))
-  # 1/cosh(a) = 2 e^{-a} / (1 + e^{-2a}), free of overflow.
-  e = math.exp(-a)
+  return math.log1p(2.0 * root_m * (math.sqrt(big_m) + root_m) / (big_m - m))
+
+
+def _error_bound(num_steps: int, rate: float) -> float:
+  """``1/cosh(T·rate) = 2e^{-T·rate}/(1 + e^{-2T·rate})``, free of overflow."""
+  e = math.exp(-num_steps * rate)
   return 2.0 * e / (1.0 + e * e)
 
 
@@ -163,10 +239,12 @@ def chebyshev_num_steps(
                        {\operatorname{arccosh} z_0} \Big\rceil
     \approx \tfrac12 \sqrt\kappa \ln(2/\varepsilon),
 
-  with :math:`z_0 = (M + m)/(M - m)`. The closed form gives the start; the
-  result is then checked against :func:`chebyshev_error_bound` itself, so
-  ``chebyshev_error_bound(T, m, M) <= tolerance < chebyshev_error_bound(T -
-  1, m, M)`` holds exactly as computed.
+  with :math:`z_0 = (M + m)/(M - m)`. It is found by bisection on
+  :func:`chebyshev_error_bound` itself (at most 25 evaluations, whatever
+  ``κ``), so ``chebyshev_error_bound(T, m, M) <= tolerance <
+  chebyshev_error_bound(T - 1, m, M)`` holds exactly as computed. ``T`` is
+  at most ``2**24``, the largest cycle length the library builds; a
+  tolerance that needs more (``κ ≳ 5e12`` at ``ε = 1e-6``) raises.
 
   Args:
     min_curvature: ``m > 0`` (a concrete number).
@@ -178,8 +256,8 @@ def chebyshev_num_steps(
 
   Raises:
     TypeError: a curvature or ``tolerance`` is not a number.
-    ValueError: the curvatures are invalid, or ``tolerance`` is not in
-      ``(0, 1)``.
+    ValueError: the curvatures are invalid, ``tolerance`` is not in
+      ``(0, 1)``, or the required ``T`` exceeds ``2**24``.
 
   Example:
     >>> import fractal_optax
@@ -190,19 +268,45 @@ def chebyshev_num_steps(
     Agarwal, Goel & Zhang, `Acceleration via Fractal Learning Rate Schedules
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
+  for name, value in (("min_curvature", min_curvature),
+                      ("max_curvature", max_curvature),
+                      ("tolerance", tolerance)):
+    _checks.check_concrete(value, name, "chebyshev_num_steps")
   _checks.check_curvatures(min_curvature, max_curvature)
-  eps = _checks.check_positive_scalar(tolerance, "tolerance")
+  try:
+    eps = _checks.check_positive_scalar(tolerance, "tolerance")
+  except ValueError:
+    eps = None
   if eps is None or eps >= 1.0:
-    raise ValueError(f"tolerance must be a number in (0, 1), got {tolerance=!r}.")
+    raise ValueError(
+        f"tolerance must be a number in (0, 1), got {tolerance=!r}.")
   m, big_m = float(min_curvature), float(max_curvature)
   if m >= big_m:
     return 1
-  root_m = math.sqrt(m)
-  rate = math.log1p(2.0 * root_m * (math.sqrt(big_m) + root_m) / (big_m - m))
-  num_steps = max(1, math.ceil(math.acosh(1.0 / eps) / rate))
-  while (num_steps > 1 and
-         chebyshev_error_bound(num_steps - 1, m, big_m) <= eps):
-    num_steps -= 1
-  while chebyshev_error_bound(num_steps, m, big_m) > eps:
-    num_steps += 1
-  return num_steps
+  rate = _log_rate(m, big_m)
+
+  def sufficient(t: int) -> bool:
+    return _error_bound(t, rate) <= eps
+
+  limit = _checks.MAX_NUM_STEPS
+  if not sufficient(limit):
+    # arccosh(1/ε) ≈ log(2/ε) for small ε, without overflowing 1/ε.
+    target = (math.acosh(1.0 / eps) if eps > 1e-8
+              else math.log(2.0) - math.log(eps))
+    raise ValueError(
+        f"reaching {tolerance=!r} at κ = {big_m / m:.4g} ({min_curvature=!r},"
+        f" {max_curvature=!r}) needs about {target / rate:.4g} steps, more"
+        f" than the largest supported cycle length {limit} (2**24); repeat a"
+        " shorter cycle (each cycle multiplies the bound) or loosen the"
+        " tolerance."
+    )
+  # Bisection on the computed bound: at most 25 evaluations, and it returns
+  # a T with sufficient(T) and not sufficient(T - 1) exactly as computed.
+  low, high = 0, limit  # not sufficient(0): the bound at T = 0 is 1 > ε.
+  while high - low > 1:
+    mid = (low + high) // 2
+    if sufficient(mid):
+      high = mid
+    else:
+      low = mid
+  return high

@@ -31,8 +31,16 @@ def _middle_position(num_pairs: int, length: int) -> int:
   return min((1 << (min(two_adic, 2) + 1)) - 1, length)
 
 
+# Orders up to this length are cached (at most 64 of them, 32 MB in all).
+_CACHED_MAX = 2**16
+
+
 @functools.lru_cache(maxsize=64)
-def _fractal_order(num_steps: int) -> np.ndarray:
+def _cached_order(num_steps: int) -> np.ndarray:
+  return _build_order(num_steps)
+
+
+def _build_order(num_steps: int) -> np.ndarray:
   sizes = [num_steps]
   while sizes[-1] > 1:
     sizes.append(sizes[-1] // 2)
@@ -46,6 +54,12 @@ def _fractal_order(num_steps: int) -> np.ndarray:
                         size // 2)
   order.setflags(write=False)
   return order
+
+
+def _fractal_order(num_steps: int) -> np.ndarray:
+  if num_steps <= _CACHED_MAX:
+    return _cached_order(num_steps)
+  return _build_order(num_steps)
 
 
 def fractal_order(num_steps: int) -> np.ndarray:
@@ -84,10 +98,13 @@ def fractal_order(num_steps: int) -> np.ndarray:
   next power of two's order instead, as the PyTorch implementation does,
   exceeds the floor by 100× and more.
 
-  The result is cached; it costs ``O(T)`` (``T = 2**20`` takes milliseconds).
+  It costs ``O(T)`` time and memory (``T = 2**20`` takes milliseconds); the
+  orders of ``T <= 2**16`` are cached.
 
   Args:
-    num_steps: ``T``, a positive Python int.
+    num_steps: ``T``, a positive Python int, at most ``2**24`` (the largest
+      cycle length any function of the library accepts; the order then takes
+      128 MB).
 
   Returns:
     A read-only ``(T,)`` int64 numpy array, a permutation of ``range(T)``;
@@ -95,7 +112,7 @@ def fractal_order(num_steps: int) -> np.ndarray:
 
   Raises:
     TypeError: ``num_steps`` is not an int.
-    ValueError: ``num_steps < 1``.
+    ValueError: ``num_steps`` is outside ``[1, 2**24]``.
 
   Example:
     >>> import fractal_optax

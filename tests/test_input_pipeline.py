@@ -1,9 +1,12 @@
 """Tests for benchmarks/input_pipeline.py on tiny files in each format."""
 
 import gzip
+import io
 import os
 import pickle
+import struct
 import tempfile
+from typing import ClassVar
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -178,6 +181,94 @@ class CifarTest(absltest.TestCase):
       os.remove(path)
       with self.assertRaisesRegex(FileNotFoundError, "data_batch_3"):
         input_pipeline.load_cifar10(d)
+
+
+class _Python2StylePickler(pickle._Pickler):  # pylint: disable=protected-access
+  """Writes bytes as Python 2 ``str`` (BINSTRING), as CIFAR-10's files hold."""
+
+  # pylint: disable-next=protected-access
+  dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
+
+  def _save_bytes(self, obj):
+    if len(obj) < 256:
+      self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+    else:
+      self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+    self.memoize(obj)
+
+  dispatch[bytes] = _save_bytes
+
+
+def _cifar_like_pickle(batch) -> bytes:
+  """Protocol 2 with numpy 1's module name, like the official batches."""
+  out = io.BytesIO()
+  _Python2StylePickler(out, protocol=2).dump(batch)
+  return out.getvalue().replace(b"cnumpy._core.multiarray\n",
+                                b"cnumpy.core.multiarray\n")
+
+
+class _RunsCode:
+
+  def __init__(self, command):
+    self.command = command
+
+  def __reduce__(self):
+    return (os.system, (self.command,))
+
+
+class CifarUnpicklerTest(absltest.TestCase):
+
+  def _batch(self, n=2):
+    rng = np.random.default_rng(2)
+    return {b"batch_label": b"testing batch 1 of 1",
+            b"labels": rng.integers(0, 10, size=n).tolist(),
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"filenames": [b"a.png", b"b.png"][:n]}
+
+  def test_crafted_pickle_is_refused_and_never_runs(self):
+    with tempfile.TemporaryDirectory() as d:
+      marker = os.path.join(d, "ran")
+      path = os.path.join(d, "data_batch_1")
+      for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
+        batch = self._batch()
+        batch[b"data"] = _RunsCode(f"touch {marker}")
+        with open(path, "wb") as f:
+          pickle.dump(batch, f, protocol=protocol)
+        with self.assertRaisesRegex(ValueError,
+                                    "data_batch_1.*refusing global .*system"):
+          input_pipeline._load_cifar_batch(path)
+        self.assertFalse(os.path.exists(marker))
+      # Any other global is refused too, whatever it is.
+      for evil in (print, np.load, pickle.loads):
+        with open(path, "wb") as f:
+          pickle.dump({b"data": evil}, f, protocol=2)
+        with self.assertRaisesRegex(ValueError, "data_batch_1.*refusing"):
+          input_pipeline._load_cifar_batch(path)
+
+  def test_codecs_only_as_latin1(self):
+    with tempfile.TemporaryDirectory() as d:
+      path = os.path.join(d, "test_batch")
+      # A protocol-2 pickle calling _codecs.encode(..., 'rot13').
+      raw = (b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05"
+             b"\x00\x00\x00rot13\x86R.")
+      _write(path, raw)
+      with self.assertRaisesRegex(ValueError, "test_batch.*latin1"):
+        input_pipeline._load_cifar_batch(path)
+
+  def test_real_format_batches_load(self):
+    batch = self._batch()
+    expected = batch[b"data"][1].reshape(3, 32, 32).transpose(1, 2, 0)
+    official = _cifar_like_pickle(batch)
+    self.assertIn(b"cnumpy.core.multiarray\n_reconstruct", official)
+    self.assertNotIn(b"_codecs", official)
+    with tempfile.TemporaryDirectory() as d:
+      path = os.path.join(d, "data_batch_1")
+      for raw in [official] + [pickle.dumps(batch, protocol=p)
+                               for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]:
+        _write(path, raw)
+        images, labels = input_pipeline._load_cifar_batch(path)
+        np.testing.assert_array_equal(images[1], expected)
+        np.testing.assert_array_equal(labels, batch[b"labels"])
 
 
 class MnistSubsetTest(absltest.TestCase):
