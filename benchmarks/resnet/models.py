@@ -1,24 +1,21 @@
-"""ResNet-18, CIFAR variant, in Flax NNX.
+r"""ResNet-18, CIFAR variant, in Flax NNX.
 
-The CIFAR variant of He et al.'s ResNet-18 (as used for CIFAR-10 in most
-reproductions, e.g. the paper's Figure 6): a 3x3 stem with stride 1 and no
-max-pool, four stages of two basic blocks each,
+He et al.'s ResNet-18 as used for CIFAR-10 in most reproductions (and the
+paper's Figure 6): a 3x3 stem with stride 1 and no max-pool, four stages of
+two basic blocks,
 
 .. math::
 
-  \\text{widths} = (64, 128, 256, 512) \\cdot w, \\qquad
-  \\text{strides} = (1, 2, 2, 2),
+  \text{widths} = (64, 128, 256, 512) \cdot w, \qquad
+  \text{strides} = (1, 2, 2, 2),
 
-with BatchNorm after every convolution, a 1x1 projection shortcut where the
-shape changes, global average pooling and one dense layer. With ``w = 1`` and
-RGB input it has 11,173,962 trainable parameters for 10 classes. ``w`` (the
-width multiplier) makes small networks for CPU runs; the input may be
-grayscale (Fashion-MNIST, 28x28) or RGB (CIFAR-10, 32x32): the network is fully
-convolutional up to the global pooling, so any size works.
-
-Parameters are float32; ``dtype=jnp.bfloat16`` runs the convolutions in
-bfloat16 (mixed precision), with BatchNorm statistics reduced in float32 and
-the logits returned in float32.
+BatchNorm after every convolution, a 1x1 projection shortcut where the shape
+changes, global average pooling and one dense layer: 11,173,962 trainable
+parameters for ``w = 1``, RGB input and 10 classes. ``w`` (the width
+multiplier) makes small networks for CPU runs. Fully convolutional up to the
+pooling, so any image size works (Fashion-MNIST 28x28x1, CIFAR-10 32x32x3).
+Parameters are float32; ``dtype=jnp.bfloat16`` computes in bfloat16 (mixed
+precision) and returns float32 logits.
 """
 
 from __future__ import annotations
@@ -32,14 +29,8 @@ from flax import nnx
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
-BLOCKS_PER_STAGE = (2, 2, 2, 2)
 
 _conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def scaled_width(width: int, width_multiplier: float) -> int:
-  """Channels of a layer of nominal ``width`` under ``width_multiplier``."""
-  return max(1, int(round(width * width_multiplier)))
 
 
 class BasicBlock(nnx.Module):
@@ -62,8 +53,7 @@ class BasicBlock(nnx.Module):
                                 strides=stride, padding=0, **conv)
       self.proj_bn = nnx.BatchNorm(out_features, **bn)
     else:
-      self.proj_conv = None
-      self.proj_bn = None
+      self.proj_conv = self.proj_bn = None
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     ura = not train
@@ -77,6 +67,15 @@ class BasicBlock(nnx.Module):
 class ResNet(nnx.Module):
   """CIFAR-style ResNet with basic blocks (ResNet-18 for ``(2, 2, 2, 2)``).
 
+  Args:
+    num_classes: number of output logits.
+    in_channels: 1 (grayscale) or 3 (RGB).
+    width_multiplier: scales every stage's width (1.0 = ResNet-18).
+    blocks_per_stage: basic blocks in each of the four stages.
+    dtype: computation dtype; parameters are always float32.
+    bn_momentum: BatchNorm running-average momentum (flax convention).
+    rngs: initialisation keys.
+
   Example:
     >>> model = ResNet(num_classes=10, in_channels=1, width_multiplier=1 / 16,
     ...                rngs=nnx.Rngs(0))
@@ -86,22 +85,9 @@ class ResNet(nnx.Module):
 
   def __init__(self, *, num_classes: int = 10, in_channels: int = 3,
                width_multiplier: float = 1.0,
-               blocks_per_stage: Sequence[int] = BLOCKS_PER_STAGE,
+               blocks_per_stage: Sequence[int] = (2, 2, 2, 2),
                dtype: Any = jnp.float32, bn_momentum: float = 0.9,
                rngs: nnx.Rngs):
-    """Builds the network.
-
-    Args:
-      num_classes: number of output logits.
-      in_channels: 1 (grayscale) or 3 (RGB).
-      width_multiplier: scales every stage's width (1.0 = ResNet-18).
-      blocks_per_stage: basic blocks in each of the four stages.
-      dtype: computation dtype (``jnp.bfloat16`` for mixed precision);
-        parameters are always float32.
-      bn_momentum: BatchNorm running-average momentum (flax convention:
-        ``new = momentum * old + (1 - momentum) * batch``).
-      rngs: initialisation keys.
-    """
     if num_classes < 1:
       raise ValueError(f"num_classes must be >= 1, got {num_classes=}")
     if in_channels not in (1, 3):
@@ -110,19 +96,17 @@ class ResNet(nnx.Module):
       raise ValueError(
           f"width_multiplier must be positive, got {width_multiplier=}")
     if len(blocks_per_stage) != len(STAGE_WIDTHS):
-      raise ValueError(
-          f"blocks_per_stage needs {len(STAGE_WIDTHS)} entries, got "
-          f"{blocks_per_stage=}")
+      raise ValueError(f"blocks_per_stage needs {len(STAGE_WIDTHS)} entries, "
+                       f"got {blocks_per_stage=}")
     self.dtype = dtype
-    widths = [scaled_width(w, width_multiplier) for w in STAGE_WIDTHS]
+    widths = [max(1, round(w * width_multiplier)) for w in STAGE_WIDTHS]
     self.stem_conv = nnx.Conv(in_channels, widths[0], (3, 3), padding=1,
                               use_bias=False, dtype=dtype,
                               param_dtype=jnp.float32,
                               kernel_init=_conv_init, rngs=rngs)
     self.stem_bn = nnx.BatchNorm(widths[0], momentum=bn_momentum, dtype=dtype,
                                  param_dtype=jnp.float32, rngs=rngs)
-    blocks = []
-    features = widths[0]
+    blocks, features = [], widths[0]
     for width, stride, count in zip(widths, STAGE_STRIDES, blocks_per_stage):
       for i in range(count):
         blocks.append(BasicBlock(features, width, stride if i == 0 else 1,
@@ -139,23 +123,10 @@ class ResNet(nnx.Module):
     x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=not train))
     for block in self.blocks:
       x = block(x, train=train)
-    x = jnp.mean(x, axis=(1, 2))
-    return self.head(x).astype(jnp.float32)
-
-
-def resnet18(*, num_classes: int = 10, in_channels: int = 3,
-             width_multiplier: float = 1.0, dtype: Any = jnp.float32,
-             seed: int = 0) -> ResNet:
-  """ResNet-18 (CIFAR variant) with the given input channels and width."""
-  return ResNet(num_classes=num_classes, in_channels=in_channels,
-                width_multiplier=width_multiplier, dtype=dtype,
-                rngs=nnx.Rngs(seed))
+    return self.head(jnp.mean(x, axis=(1, 2))).astype(jnp.float32)
 
 
 def count_params(tree: Any) -> int:
-  """Total number of elements in the ``nnx.Param`` leaves of a module/state.
-
-  Works on abstract values (``nnx.eval_shape``), so no weights need to exist.
-  """
+  """Elements in the ``nnx.Param`` leaves of a module (abstract works too)."""
   state = nnx.state(tree, nnx.Param) if isinstance(tree, nnx.Module) else tree
   return sum(int(x.size) for x in jax.tree.leaves(state))
