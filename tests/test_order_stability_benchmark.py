@@ -87,6 +87,12 @@ class OrderStabilityTest(absltest.TestCase):
     self.assertEqual(calls, [9])   # only the unfinished chunk T = 9 … 12
     self.assertEqual(_files(resumed), _files(fresh))
 
+  def test_without_baseline(self):
+    summary = experiment.run(configs.Config(
+        max_t=3, kappas=(10.0,), baseline_at=(9,), refine_cases=1,
+        progress=False), self.tmp)
+    self.assertTrue(np.isnan(summary["filtered_worst_ratio"]))
+
   def test_bad_config(self):
     with self.assertRaisesRegex(ValueError, "max_t=0"):
       configs.Config(max_t=0)

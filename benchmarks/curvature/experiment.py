@@ -1,30 +1,23 @@
 """Curvature estimation: ``estimate_curvature`` against scipy's eigsh.
 
-Both methods use the same forward-over-reverse Hessian-vector product, in
-``config.dtype`` (float64 by default, so that the comparison is about the
-algorithms, not the arithmetic). ``estimate_curvature`` runs its whole
-Lanczos loop on device in one compiled program; ``scipy.sparse.linalg.eigsh``
-(ARPACK, implicitly restarted Lanczos, ``which="BE"``, ``k=2``: one eigenvalue
-from each end) calls the jitted product through a ``LinearOperator`` whose
-``matvec`` is counted, one device round trip per product.
+Both use the same forward-over-reverse Hessian-vector product in
+``config.dtype`` (float64 by default: the comparison is about the algorithms,
+not the arithmetic). Ours runs its whole Lanczos loop in one compiled program;
+``eigsh`` (ARPACK, ``which="BE"``, ``k=2``) calls the jitted product through a
+counted ``LinearOperator``, one device round trip per product.
 
-Problems:
+Problems: ``quadratic_<n>``, ``½‖D^{1/2} R x‖²`` with ``R`` a product of
+Householder reflections (the Hessian ``Rᵀ D R`` is dense, its spectrum ``D``
+known: a bulk uniform in [1, 10], outliers 0.1 and 20, 40, 70, 100, κ = 1000);
+``mlp_<n>``, a Flax NNX tanh MLP with mean squared error at initialisation
+(non-convex; reference: ``eigvalsh`` of the dense Hessian in float64).
 
-* ``quadratic_<n>``: ``½‖D^{1/2} R x‖²`` with ``R`` a product of Householder
-  reflections (orthogonal, applied in O(n)), so the Hessian ``Rᵀ D R`` is dense
-  yet its spectrum ``D`` is known: a bulk uniform in [1, 10], one low outlier
-  0.1 and top outliers 20, 40, 70, 100 (κ = 1000).
-* ``mlp_<n>``: a Flax NNX tanh MLP, mean squared error on a synthetic teacher,
-  at initialisation (non-convex: λ_min < 0); reference: ``eigvalsh`` of the
-  dense Hessian in float64.
-
-Per problem: eigsh's product count ``k``, wall time and relative errors of
-λ_max and λ_min; ours with ``k`` products; the fewest products ``j`` with
-which ours matches eigsh's accuracy on both ends (errors below the rounding
-floor ``10·ε·λ_max`` count as matched), found by bisection: ``T_j`` is the
-leading block of ``T_k``, so by Cauchy interlacing both errors shrink with
-``j``; and the safe bounds handed to the schedule. Wall times exclude
-compilation (reported apart) and are the best of ``config.repeats``.
+Per problem: eigsh's product count ``k``, time and relative errors of λ_max
+and λ_min; ours with ``k`` products; the fewest products ``j`` with which ours
+matches eigsh on both ends (errors below ``10·ε·λ_max`` count as matched),
+found by bisection (``T_j`` is the leading block of ``T_k``, so by Cauchy
+interlacing both errors shrink with ``j``); the safe bounds. Wall times are
+the best of ``config.repeats``, compilation excluded (reported apart).
 """
 
 from __future__ import annotations
@@ -117,15 +110,6 @@ def _flat_loss(loss_fn: Callable[..., jax.Array], params: Any,
   return flat, lambda f: loss_fn(unravel(f), *args)
 
 
-def _best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-  best, out = float("inf"), None
-  for _ in range(repeats):
-    start = time.perf_counter()
-    out = fn()
-    best = min(best, time.perf_counter() - start)
-  return best, out
-
-
 def _rel(estimate: float, truth: float) -> float:
   return abs(estimate - truth) / abs(truth)
 
@@ -158,15 +142,15 @@ def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
       fractal_optax.estimate_curvature, problem["loss_fn"], problem["params"],
       *problem["args"], num_iterations=num_iterations, key=key,
       max_condition_number=1e6)   # a floor, so non-convex losses do not raise
+  times = []
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
-    start = time.perf_counter()
-    est = estimate()
-    first = time.perf_counter() - start
-    if not repeats:
-      return float("nan"), float("nan"), est
-    best, est = _best_time(estimate, repeats)
-  return best, max(first - best, 0.0), est
+    for _ in range(repeats + 1):
+      start = time.perf_counter()
+      est = estimate()
+      times.append(time.perf_counter() - start)
+  best = min(times[1:], default=float("nan"))
+  return best, max(times[0] - best, 0.0), est
 
 
 def fewest_to_match(problem: dict[str, Any], k: int, key: jax.Array,

@@ -12,6 +12,7 @@ in chunks of T, each a ``resume.Store`` unit.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -38,7 +39,7 @@ def block_ratio(order: np.ndarray, kappa: float, oversample: int) -> float:
 
 def scan_row(t: int, config: configs.Config) -> dict[str, Any]:
   """Ratios of T = ``t`` for every κ (filtered order too, if due)."""
-  orders = {"fractal": np.asarray(fractal_optax.fractal_order(t))}
+  orders = {"fractal": fractal_optax.fractal_order(t)}
   if t % config.baseline_every == 0 or t in config.baseline_at:
     orders["filtered"] = baselines.filtered_power_of_two_order(t)
   return {"T": t} | {f"{name}_{k:g}": block_ratio(order, k, config.oversample)
@@ -59,7 +60,7 @@ def refine(rows: list[dict[str, Any]], config: configs.Config
   worst = sorted(((row[f"fractal_{k:g}"], row["T"], k) for row in rows
                   for k in config.kappas), reverse=True)
   cases = [{"T": t, "kappa": k, "ratio_coarse": r,
-            "ratio_fine": block_ratio(np.asarray(fractal_optax.fractal_order(t)),
+            "ratio_fine": block_ratio(fractal_optax.fractal_order(t),
                                       k, config.refine_oversample)}
            for r, t, k in worst[:config.refine_cases]]
   return {"cases": cases, "seconds": time.perf_counter() - start}
@@ -74,7 +75,8 @@ def summarize(rows: list[dict[str, Any]], refined: list[dict[str, Any]],
             for k in config.kappas if f"{prefix}_{k:g}" in row and keep(row)]
 
   fractal = max(refined, key=lambda c: c["ratio_fine"])
-  filtered = max(cases("filtered"), default=(float("nan"), None, None))
+  baseline = cases("filtered")
+  filtered = max(baseline, default=(float("nan"), None, None))
   return {
       "max_t": config.max_t, "kappas": config.kappas,
       "oversample": config.oversample,
@@ -85,8 +87,8 @@ def summarize(rows: list[dict[str, Any]], refined: list[dict[str, Any]],
           "fractal", lambda row: row["T"] & (row["T"] - 1) == 0))[0],
       "filtered_worst_ratio": filtered[0],
       "filtered_worst_at": {"T": filtered[1], "kappa": filtered[2]},
-      "filtered_mean_ratio": float(np.mean([c[0] for c in cases("filtered")])
-                                   if cases("filtered") else float("nan")),
+      "filtered_mean_ratio":
+          float(np.mean([c[0] for c in baseline])) if baseline else math.nan,
       "worst_cases_refined": refined,
   }
 

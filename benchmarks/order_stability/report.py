@@ -15,12 +15,13 @@ def table(summary: dict[str, Any]) -> str:
   """Worst and mean ratio of both orders, as Markdown."""
   rows = []
   for name, prefix in (("fractal_order (this library)", "fractal"),
-                       ("next power of two, filtered (PyTorch "
-                        "implementation)", "filtered")):
+                       ("next power of two, filtered (PyTorch implementation)",
+                        "filtered")):
     at = summary[f"{prefix}_worst_at"]
     rows.append({"order": name,
                  "worst max_block / floor": summary[f"{prefix}_worst_ratio"],
-                 "at (T, κ)": f"({at['T']}, {at['kappa']:g})",
+                 "at (T, κ)": f"({at['T']}, {at['kappa']:g})" if at["T"]
+                              else "-",
                  "mean": summary[f"{prefix}_mean_ratio"]})
   return reporting.markdown_table(rows, COLUMNS)
 
