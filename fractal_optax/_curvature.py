@@ -38,6 +38,8 @@ __all__ = [
 
 # Default start-vector key: fixed so that results are reproducible run to run.
 _DEFAULT_SEED = 0
+# Loop counters are int32.
+_MAX_ITERATIONS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +61,24 @@ class CurvatureEstimate:
       ``ritz_values[-1]`` are the extremes.
     residual_norms: ``‖H y_i − θ_i y_i‖`` for each Ritz pair, as computed by the
       Lanczos recurrence, same order as ``ritz_values``.
-    num_hvps: Hessian-vector products used (``min(num_iterations, n)``).
+    num_hvps: Hessian-vector products used: ``k + 5`` (``k`` Lanczos steps
+      and five for the a-posteriori checks).
     num_params: ``n``, the number of differentiated scalars.
     rounding_allowance: ``δ``, the absolute slack added to each bound for the
-      rounding error of the Hessian-vector products.
+      rounding error of the Hessian-vector products (measured, see
+      :func:`estimate_curvature`).
     relative_margin: the relative margin added to ``M``.
     min_source: where ``min_curvature`` comes from: ``"ritz"`` (the Lanczos
       lower bound), ``"l2_regularization"``, ``"max_condition_number"`` or
       ``"dtype_floor"`` (bottom of the spectrum not resolved, no remedy given).
     dtype: name of the floating dtype the run used.
+    num_iterations: ``k``, the Lanczos steps run (``min(num_iterations, n)``,
+      fewer if negative curvature stopped the run early).
+    rayleigh_quotients: ``(ρ₁, ρ_k)``, ``yᵀHy`` of the extreme unit Ritz
+      vectors, recomputed with a fresh product.
+    explicit_residuals: ``‖Hy − ρy‖`` of the same two vectors.
+    probe_discrepancies: ``‖Hy − (H(y + u) − Hu)‖`` of the same two vectors
+      (``u`` random): the measured rounding of the products.
   """
 
   min_curvature: float
@@ -80,6 +91,10 @@ class CurvatureEstimate:
   relative_margin: float
   min_source: str
   dtype: str
+  num_iterations: int = 0
+  rayleigh_quotients: tuple[float, float] = (math.nan, math.nan)
+  explicit_residuals: tuple[float, float] = (math.nan, math.nan)
+  probe_discrepancies: tuple[float, float] = (math.nan, math.nan)
 
   def __iter__(self) -> Iterator[float]:
     """Yields ``min_curvature`` then ``max_curvature``."""
@@ -135,9 +150,10 @@ def _check_num_iterations(num_iterations: Any) -> int:
       or not isinstance(num_iterations, numbers.Integral)):
     raise TypeError(
         f"num_iterations must be an int, got {num_iterations=}")
-  if num_iterations < 2:
+  if not 2 <= num_iterations <= _MAX_ITERATIONS:
     raise ValueError(
-        f"num_iterations must be at least 2, got {num_iterations=}")
+        f"num_iterations must be at least 2 and at most {_MAX_ITERATIONS}, "
+        f"got {num_iterations=}")
   return int(num_iterations)
 
 
@@ -148,6 +164,50 @@ def _check_nonnegative(name: str, value: Any) -> float:
     raise ValueError(
         f"{name} must be finite and non-negative, got {name}={value!r}")
   return float(value)
+
+
+def _check_params(params: Any) -> int:
+  """Number of floating scalars; rejects empty, complex and non-finite."""
+  leaves = jax.tree_util.tree_leaves(params)
+  complex_leaves = [l for l in leaves
+                    if jnp.issubdtype(jnp.result_type(l), jnp.complexfloating)]
+  if complex_leaves:
+    raise TypeError(
+        "params must have real leaves (the Hessian of a real loss in real "
+        "variables); split complex parameters into real and imaginary parts, "
+        f"got leaf dtypes {[str(jnp.result_type(l)) for l in leaves]}")
+  _float_dtype(params)   # at least one floating leaf
+  float_leaves = [l for l in leaves
+                  if jnp.issubdtype(jnp.result_type(l), jnp.floating)]
+  num_params = int(sum(np.size(l) for l in float_leaves))
+  if num_params == 0:
+    raise ValueError(
+        "params must contain at least one floating-point scalar, got "
+        f"floating leaves of shapes {[np.shape(l) for l in float_leaves]}")
+  for l in float_leaves:
+    if isinstance(l, jax.core.Tracer):
+      raise TypeError("estimate_curvature must be called outside jax.jit "
+                      "and jax.vmap; params holds a traced value")
+    if not bool(jnp.all(jnp.isfinite(l))):
+      raise ValueError(
+          f"params must be finite, got a leaf of shape {np.shape(l)} holding "
+          "NaN or inf")
+  return num_params
+
+
+def _check_key(key: Any) -> jax.Array:
+  """The default key, or ``key`` if it is a single PRNG key."""
+  if key is None:
+    return jax.random.key(_DEFAULT_SEED)
+  if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype,
+                                                   jax.dtypes.prng_key):
+    if key.shape == ():
+      return key
+  elif (isinstance(key, (jax.Array, np.ndarray)) and key.shape == (2,)
+        and key.dtype == np.uint32):
+    return key   # a raw jax.random.PRNGKey
+  raise TypeError(
+      f"key must be a single jax.random.key (or PRNGKey) or None, got {key=}")
 
 
 def _default_key(key: Any) -> jax.Array:
@@ -195,6 +255,12 @@ def _flat_hvp(loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
   Only floating leaves are differentiated (cast to their promoted dtype, at
   least float32); other leaves are held fixed.
   """
+  x0, _, hvp = _flat_loss_and_hvp(loss_fn, params, args)
+  return x0, hvp
+
+
+def _flat_loss_and_hvp(loss_fn, params, args):
+  """Like :func:`_flat_hvp`, also returning the flat loss ``x -> f(x)``."""
   leaves, treedef = jax.tree_util.tree_flatten(params)
   is_float = [jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
               for leaf in leaves]
@@ -212,7 +278,7 @@ def _flat_hvp(loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
   def hvp(v):
     return jax.jvp(grad, (x0,), (v,))[1].astype(dtype)
 
-  return x0, hvp
+  return x0, flat_loss, hvp
 
 
 # Rows of the Krylov basis are stored in blocks of this many, so that
@@ -242,8 +308,67 @@ def _orthogonalize(blocks: jax.Array, num_blocks: jax.Array,
       project_out, lambda v: v, w1)
 
 
+def _lanczos_init(n: int, k: int, dtype: Any, key: jax.Array) -> tuple:
+  """Initial Lanczos state: a random unit start vector and an empty basis."""
+  q0 = jax.random.normal(key, (n,), dtype)
+  q0 = q0 / jnp.linalg.norm(q0)
+  zeros = jnp.zeros((k,), dtype)
+  basis = jnp.zeros((-(-k // _BLOCK), _BLOCK, n), dtype)
+  return (basis, zeros, zeros, zeros, q0,
+          jnp.zeros((n,), dtype), jnp.zeros((), dtype), jnp.zeros((), dtype))
+
+
+def _lanczos_step(hvp: Callable[[jax.Array], jax.Array], key: jax.Array,
+                  j: jax.Array, state: tuple) -> tuple:
+  """Step ``j`` of Lanczos with full reorthogonalisation (one product).
+
+  ``state`` is ``(basis, alphas, betas, drops, q, q_prev, beta_prev, hnorm)``
+  as made by :func:`_lanczos_init`; ``j`` may be traced.
+  """
+  basis, alphas, betas, drops, q, q_prev, beta_prev, hnorm = state
+  n, dtype = q.shape[0], q.dtype
+  # Breakdown (invariant subspace found) when the new direction is below
+  # sqrt(eps)·‖Hq‖: semi-orthogonality is what keeps T an exact projection.
+  breakdown_tol = jnp.sqrt(jnp.finfo(dtype).eps)
+  basis = basis.at[j // _BLOCK, j % _BLOCK].set(q)
+  num_blocks = j // _BLOCK + 1
+  hq = hvp(q)
+  alpha = jnp.vdot(q, hq)
+  w = hq - alpha * q - beta_prev * q_prev
+  w = _orthogonalize(basis, num_blocks, w)
+  beta = jnp.linalg.norm(w)
+  hq_norm = jnp.linalg.norm(hq)
+  hnorm = jnp.maximum(hnorm, hq_norm)
+  broke = beta <= breakdown_tol * hq_norm
+
+  def random_unit():
+    r = jax.random.normal(jax.random.fold_in(key, j + 1), (n,), dtype)
+    r = _orthogonalize(basis, num_blocks, r)
+    return r / jnp.linalg.norm(r)
+
+  q_next = jax.lax.cond(
+      broke, random_unit,
+      lambda: w / jnp.where(beta > 0, beta, 1).astype(dtype))
+  alphas = alphas.at[j].set(alpha)
+  betas = betas.at[j].set(jnp.where(broke, 0, beta).astype(dtype))
+  drops = drops.at[j].set(jnp.where(broke, beta, 0).astype(dtype))
+  beta_t = jnp.where(broke, 0, beta).astype(dtype)
+  return basis, alphas, betas, drops, q_next, q, beta_t, hnorm
+
+
+def _ritz(alphas: jax.Array, betas: jax.Array, drops: jax.Array
+          ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Ritz values (ascending), eigenvectors ``s`` of ``T_k``, residual norms."""
+  tridiagonal = (jnp.diag(alphas) + jnp.diag(betas[:-1], 1)
+                 + jnp.diag(betas[:-1], -1))
+  theta, s = jnp.linalg.eigh(tridiagonal)
+  # ‖H Q s − θ Q s‖ ≤ |β_k s_k| + Σ_j |dropped_j s_j| (dropped at breakdowns).
+  residuals = jnp.abs(betas[-1] * s[-1]) + jnp.abs(drops) @ jnp.abs(s)
+  return theta, s, residuals
+
+
 def _lanczos_impl(loss_fn, num_iterations, params, args, key):
-  """Lanczos with full reorthogonalisation.
+  """Lanczos with full reorthogonalisation, as one fused loop.
 
   Returns:
     ``(theta, residuals, hnorm, alphas, betas)``: the ``k`` Ritz values
@@ -253,57 +378,100 @@ def _lanczos_impl(loss_fn, num_iterations, params, args, key):
   """
   x0, hvp = _flat_hvp(loss_fn, params, args)
   n = x0.shape[0]
-  dtype = x0.dtype
   k = min(num_iterations, n)
-  eps = jnp.finfo(dtype).eps
-  # Breakdown (invariant subspace found) when the new direction is below
-  # sqrt(eps)·‖Hq‖: semi-orthogonality is what keeps T an exact projection.
-  breakdown_tol = jnp.sqrt(eps)
-
-  def random_unit(basis, num_blocks, j):
-    r = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
-    r = _orthogonalize(basis, num_blocks, r)
-    return r / jnp.linalg.norm(r)
-
-  def body(j, state):
-    basis, alphas, betas, drops, q, q_prev, beta_prev, hnorm = state
-    basis = basis.at[j // _BLOCK, j % _BLOCK].set(q)
-    num_blocks = j // _BLOCK + 1
-    hq = hvp(q)
-    alpha = jnp.vdot(q, hq)
-    w = hq - alpha * q - beta_prev * q_prev
-    w = _orthogonalize(basis, num_blocks, w)
-    beta = jnp.linalg.norm(w)
-    hq_norm = jnp.linalg.norm(hq)
-    hnorm = jnp.maximum(hnorm, hq_norm)
-    broke = beta <= breakdown_tol * hq_norm
-    q_next = jax.lax.cond(
-        broke, lambda: random_unit(basis, num_blocks, j + 1),
-        lambda: w / jnp.where(beta > 0, beta, 1).astype(dtype))
-    alphas = alphas.at[j].set(alpha)
-    betas = betas.at[j].set(jnp.where(broke, 0, beta).astype(dtype))
-    drops = drops.at[j].set(jnp.where(broke, beta, 0).astype(dtype))
-    beta_t = jnp.where(broke, 0, beta).astype(dtype)
-    return basis, alphas, betas, drops, q_next, q, beta_t, hnorm
-
-  q0 = jax.random.normal(key, (n,), dtype)
-  q0 = q0 / jnp.linalg.norm(q0)
-  zeros = jnp.zeros((k,), dtype)
-  basis = jnp.zeros((-(-k // _BLOCK), _BLOCK, n), dtype)
-  state = (basis, zeros, zeros, zeros, q0,
-           jnp.zeros((n,), dtype), jnp.zeros((), dtype), jnp.zeros((), dtype))
-  _, alphas, betas, drops, *_, hnorm = jax.lax.fori_loop(0, k, body, state)
-
-  tridiagonal = (jnp.diag(alphas) + jnp.diag(betas[:-1], 1)
-                 + jnp.diag(betas[:-1], -1))
-  theta, s = jnp.linalg.eigh(tridiagonal)
-  # ‖H Q s − θ Q s‖ ≤ |β_k s_k| + Σ_j |dropped_j s_j| (dropped at breakdowns).
-  residuals = jnp.abs(betas[-1] * s[-1]) + jnp.abs(drops) @ jnp.abs(s)
+  state = jax.lax.fori_loop(
+      0, k, functools.partial(_lanczos_step, hvp, key),
+      _lanczos_init(n, k, x0.dtype, key))
+  _, alphas, betas, drops, *_, hnorm = state
+  theta, _, residuals = _ritz(alphas, betas, drops)
   # alphas/betas are returned too: T_j for j < k is their leading block.
   return theta, residuals, hnorm, alphas, betas
 
 
 _lanczos = jax.jit(_lanczos_impl, static_argnums=(0, 1))
+
+
+# Salt of the probe direction's key (any constant unlikely to be a step).
+_PROBE_SALT = 0x5EED
+
+
+def _refine(flat_loss, hvp, x0, key, state, num_done):
+  """A-posteriori checks of the two extreme Ritz pairs (five products).
+
+  Uses the first ``num_done`` (may be traced) Lanczos steps of ``state``. For
+  ``y`` the unit Ritz vector of θ₁ and of θ_j: the Rayleigh quotient
+  ``ρ = yᵀ(Hy)``, the explicit residual ``‖Hy − ρy‖`` and the rounding probe
+  ``‖Hy − (H(y + u) − Hu)‖`` (``u`` a random unit vector; exact arithmetic
+  gives 0 since the product is linear in ``v``). Also the loss at ``x0``.
+
+  Returns:
+    ``(theta (k,), residuals (k,), hnorm, rayleigh (2,), explicit (2,),
+    probe (2,), loss)``; only the first ``num_done`` Ritz values are real.
+  """
+  basis, alphas, betas, drops, *_, hnorm = state
+  k = alphas.shape[0]
+  idx = jnp.arange(k)
+  real = idx < num_done
+  # Steps not done yet become decoupled diagonal entries above ‖T‖
+  # (Gershgorin), so the real Ritz values come first, in order.
+  big = 4 * (jnp.max(jnp.abs(alphas)) + jnp.max(jnp.abs(betas))) + 1
+  diag = jnp.where(real, alphas, big)
+  off = jnp.where(idx[:-1] < num_done - 1, betas[:-1], 0)
+  tridiagonal = jnp.diag(diag) + jnp.diag(off, 1) + jnp.diag(off, -1)
+  theta, s = jnp.linalg.eigh(tridiagonal)
+  last = num_done - 1
+  drops = jnp.where(real, drops, 0)
+  residuals = (jnp.abs(betas[last] * s[last]) + jnp.abs(drops) @ jnp.abs(s))
+  rows = basis.reshape(-1, basis.shape[-1])[:k]
+  u = jax.random.normal(jax.random.fold_in(key, _PROBE_SALT), x0.shape,
+                        x0.dtype)
+  u = u / jnp.linalg.norm(u)
+  hu = hvp(u)
+  rayleigh, explicit, probe = [], [], []
+  for col in (0, last):
+    y = rows.T @ jnp.where(real, s[:, col], 0)
+    y = y / jnp.linalg.norm(y)
+    hy = hvp(y)
+    rho = jnp.vdot(y, hy)
+    rayleigh.append(rho)
+    explicit.append(jnp.linalg.norm(hy - rho * y))
+    probe.append(jnp.linalg.norm(hy - (hvp(y + u) - hu)))
+    hnorm = jnp.maximum(hnorm, jnp.linalg.norm(hy))
+  return (theta, residuals, hnorm, jnp.stack(rayleigh), jnp.stack(explicit),
+          jnp.stack(probe), flat_loss(x0))
+
+
+def _estimate_fused_impl(loss_fn, k, params, args, key):
+  """The whole estimate as one compiled program (the loop form for GPU/TPU)."""
+  x0, flat_loss, hvp = _flat_loss_and_hvp(loss_fn, params, args)
+  state = jax.lax.fori_loop(
+      0, k, functools.partial(_lanczos_step, hvp, key),
+      _lanczos_init(x0.shape[0], k, x0.dtype, key))
+  return _refine(flat_loss, hvp, x0, key, state, k)
+
+
+_estimate_fused = jax.jit(_estimate_fused_impl, static_argnums=(0, 1))
+
+
+def _init_impl(loss_fn, k, params, args, key):
+  x0, _ = _flat_hvp(loss_fn, params, args)
+  return _lanczos_init(x0.shape[0], k, x0.dtype, key)
+
+
+def _step_impl(loss_fn, params, args, key, j, state):
+  _, hvp = _flat_hvp(loss_fn, params, args)
+  return _lanczos_step(hvp, key, j, state)
+
+
+def _finish_impl(loss_fn, params, args, key, state, num_done):
+  x0, flat_loss, hvp = _flat_loss_and_hvp(loss_fn, params, args)
+  return _refine(flat_loss, hvp, x0, key, state, num_done)
+
+
+_init = jax.jit(_init_impl, static_argnums=(0, 1))
+# The state (the k × n basis above all) is updated in place.
+_step = jax.jit(_step_impl, static_argnums=(0,), donate_argnums=(5,))
+_finish = jax.jit(_finish_impl, static_argnums=(0,))
 
 
 def _power_impl(loss_fn, num_iterations, params, args, key):
@@ -346,6 +514,94 @@ def _run(compiled, impl, loss_fn, num_iterations, params, args, key):
 def _rounding_allowance(dtype: np.dtype, hnorm: float, num_hvps: int) -> float:
   """δ = 10·√k·ε·max‖Hq‖: slack for rounding in the products and the basis."""
   return 10.0 * math.sqrt(num_hvps) * float(np.finfo(dtype).eps) * hnorm
+
+
+# Safety factor on the measured rounding of one product (see
+# estimate_curvature's docstring), and the floor, in units of ε·max‖Hq‖,
+# for the rounding of the vector operations.
+_PROBE_SAFETY = 4.0
+_VECTOR_ROUNDING = 10.0
+
+
+def _measured_allowance(dtype: np.dtype, hnorm: float,
+                        probe: np.ndarray) -> float:
+  """δ = 4·max(probe) + 10·ε·max‖Hq‖ (see estimate_curvature)."""
+  return (_PROBE_SAFETY * float(np.max(probe))
+          + _VECTOR_ROUNDING * float(np.finfo(dtype).eps) * hnorm)
+
+
+def _loop_form(params: Any) -> str:
+  """``"host"`` (a Python loop of one compiled step) on CPU, else ``"fused"``.
+
+  XLA:CPU runs convolutions much more slowly inside a compiled loop than at
+  the top level of a program, so on CPU each Lanczos step is its own call;
+  accelerators run the whole loop as one program.
+  """
+  leaves = jax.tree_util.tree_leaves(params)
+  platforms = set()
+  for leaf in leaves:
+    devices = getattr(leaf, "devices", None)
+    if callable(devices):
+      try:
+        platforms.update(d.platform for d in devices())
+      except Exception:  # pylint: disable=broad-except  # tracers, etc.
+        pass
+  if not platforms:
+    platforms = {jax.default_backend()}
+  return "host" if platforms == {"cpu"} else "fused"
+
+
+def _compiled(loss_fn):
+  """(init, step, finish, fused), cached when ``loss_fn`` is hashable."""
+  try:
+    hash(loss_fn)
+  except TypeError:
+    part = functools.partial
+    return (jax.jit(part(_init_impl, loss_fn), static_argnums=(0,)),
+            jax.jit(part(_step_impl, loss_fn), donate_argnums=(4,)),
+            jax.jit(part(_finish_impl, loss_fn)),
+            jax.jit(part(_estimate_fused_impl, loss_fn), static_argnums=(0,)))
+  part = functools.partial
+  return (part(_init, loss_fn), part(_step, loss_fn), part(_finish, loss_fn),
+          part(_estimate_fused, loss_fn))
+
+
+def _host_theta_min(alphas: np.ndarray, betas: np.ndarray, j: int) -> float:
+  """Smallest eigenvalue of the leading ``j × j`` block of ``T`` (float64)."""
+  t = (np.diag(alphas[:j]) + np.diag(betas[:j - 1], 1)
+       + np.diag(betas[:j - 1], -1)).astype(np.float64)
+  return float(np.linalg.eigvalsh(t)[0])
+
+
+def _run_lanczos(loss_fn, k, params, args, key, loop, stop_if_negative):
+  """Runs Lanczos and the checks; returns (refine outputs, steps done).
+
+  In the host loop, every ``_BLOCK`` steps the smallest Ritz value of ``T_j``
+  is computed on the host; once it is below minus the a-priori rounding
+  allowance, the a-posteriori checks run on the ``j`` steps done, and if
+  they confirm negative curvature (``ρ₁ + δ < 0``) and ``stop_if_negative``,
+  the loop stops there.
+  """
+  init, step, finish, fused = _compiled(loss_fn)
+  if loop == "fused":
+    return jax.device_get(fused(k, params, args, key)), k
+  dtype = _float_dtype(params)
+  state = init(k, params, args, key)
+  checked = not stop_if_negative
+  for j in range(k):
+    state = step(params, args, key, j, state)
+    done = j + 1
+    if checked or done % _BLOCK or done == k:
+      continue
+    alphas, betas, hnorm = jax.device_get((state[1], state[2], state[7]))
+    theta_min = _host_theta_min(np.asarray(alphas), np.asarray(betas), done)
+    if theta_min < -_rounding_allowance(dtype, float(hnorm), done):
+      checked = True   # one a-posteriori check at most: it costs 5 products
+      out = jax.device_get(finish(params, args, key, state, done))
+      delta = _measured_allowance(dtype, float(out[2]), out[5])
+      if float(out[3][0]) + delta < 0:
+        return out, done
+  return jax.device_get(finish(params, args, key, state, k)), k
 
 
 # ----------------------------------------------------------------------------
@@ -489,55 +745,101 @@ def estimate_curvature(
       raise ValueError("max_condition_number must be a finite number > 1, got "
                        f"{max_condition_number=}")
     max_condition_number = float(max_condition_number)
+  num_params = _check_params(params)
   dtype = _float_dtype(params)
   _check_scalar_loss(loss_fn, params, args)
-  key = _default_key(key)
+  key = _check_key(key)
+  k = min(num_iterations, num_params)
+  has_remedy = l2_regularization > 0 or max_condition_number is not None
 
-  theta, residuals, hnorm, _, _ = jax.device_get(
-      _run(_lanczos, _lanczos_impl, loss_fn, num_iterations, params, args,
-           key))
-  theta = np.asarray(theta, np.float64)
-  residuals = np.asarray(residuals, np.float64)
-  if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(residuals))):
-    raise FloatingPointError(
-        "the Hessian-vector products are not finite at params: Ritz values "
-        f"{theta.tolist()}")
-  num_hvps = int(theta.shape[0])
-  num_params = int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(
-      params) if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)))
-  delta = _rounding_allowance(dtype, float(hnorm), num_hvps)
+  out, num_steps = _run_lanczos(loss_fn, k, params, args, key,
+                                _loop_form(params),
+                                stop_if_negative=not has_remedy)
+  theta, residuals, hnorm, rayleigh, explicit, probe, loss_value = out
+  theta = np.asarray(theta, np.float64)[:num_steps]
+  residuals = np.asarray(residuals, np.float64)[:num_steps]
+  rayleigh = np.asarray(rayleigh, np.float64)
+  explicit = np.asarray(explicit, np.float64)
+  probe = np.asarray(probe, np.float64)
+  if not np.isfinite(float(loss_value)):
+    raise ValueError(
+        f"loss_fn is not finite at params: it returned {float(loss_value)}")
+  if not all(np.all(np.isfinite(a)) for a in (theta, residuals, rayleigh,
+                                               explicit, probe)):
+    raise ValueError(
+        "the Hessian-vector products of loss_fn are not finite at params "
+        f"(Ritz values {theta.tolist()}); loss_fn's second derivatives "
+        "overflow or are undefined there")
+  num_hvps = num_steps + 5
+  delta = _measured_allowance(dtype, float(hnorm), probe)
   theta_min, theta_max = float(theta[0]), float(theta[-1])
   r_min, r_max = float(residuals[0]), float(residuals[-1])
+  rho_min, rho_max = float(rayleigh[0]), float(rayleigh[1])
+  x_min, x_max = float(explicit[0]), float(explicit[1])
 
-  max_curvature = (theta_max + r_max + delta + relative_margin * abs(theta_max)
-                   + l2_regularization)
+  # An eigenvalue of H lies within ‖Hy − ρy‖ + δ of ρ (explicit residual), and
+  # within r + δ of θ (Lanczos recurrence): the extremes use the wider one.
+  top = max(rho_max + x_max, theta_max + r_max) + delta
+  max_curvature = top + relative_margin * abs(theta_max) + l2_regularization
   if max_curvature <= 0:
     raise ValueError(
         "the measured curvature is nowhere positive (largest Ritz value "
         f"{theta_max:.6g}); a Chebyshev schedule needs a positive range")
 
-  lower = theta_min - r_min - delta       # lower bound of λ_min(H) if > 0
-  measured_min = theta_min + l2_regularization
+  # Lower bound of λ_min(H) when the bottom is resolved and it is > 0.
+  lower = min(rho_min - x_min, theta_min - r_min) - delta
+  measured_min = min(theta_min, rho_min)   # ≥ λ_min(H) up to δ
   floors = {}
   if l2_regularization > 0:
     floors["l2_regularization"] = l2_regularization
   if max_condition_number is not None:
     floors["max_condition_number"] = max_curvature / max_condition_number
   tiny = max_curvature * float(np.finfo(dtype).eps)
-
-  if theta_min <= 0:
-    if not floors:
+  negative = measured_min + delta < 0     # certainly λ_min(H) < 0
+  # λ_min(H) ≤ measured_min + δ; the bottom may be lower still if unresolved.
+  suggested_l2 = 2.0 * abs(min(lower, measured_min))
+  if negative and l2_regularization + measured_min + delta <= 0:
+    stopped = ("" if num_steps == k else
+               f" (found after {num_steps} of {k} iterations)")
+    if l2_regularization > 0:
       raise ValueError(
-          "loss_fn has non-positive curvature at params: smallest Ritz value "
-          f"{theta_min:.6g} (largest {theta_max:.6g}); a Chebyshev schedule "
-          "needs m > 0. Pass max_condition_number= (floor m at M/κ) or "
-          "l2_regularization= (the weight decay you train with).")
+          f"loss_fn has negative curvature at params: a Rayleigh quotient "
+          f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, which "
+          f"{l2_regularization=} does not lift above 0; H + λ₂I is not "
+          "positive, and no positive step-size schedule is safe for it. "
+          f"Train with weight decay at least {suggested_l2:.3g} and pass it "
+          "as l2_regularization=.")
+    if max_condition_number is None:
+      raise ValueError(
+          f"loss_fn has negative curvature at params: a Rayleigh quotient "
+          f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, largest "
+          f"curvature {theta_max:.6g}. Every positive step amplifies those "
+          "directions (by 1 + η|λ| each), so no (m, M) makes fractal_sgd "
+          "safe on this loss as it is. Train with weight decay λ₂ of at "
+          f"least {suggested_l2:.3g} (e.g. optax.add_decayed_weights) and "
+          "pass l2_regularization=λ₂: then (m, M) bound H + λ₂I. "
+          "max_condition_number= only floors m and does not remove the "
+          "growth of the negative directions.")
+  if negative:
     source = max(floors, key=floors.get)
     min_curvature = floors[source]
-    warnings.warn(
-        f"loss_fn has non-positive curvature at params: smallest Ritz value "
-        f"{theta_min:.6g}; min_curvature floored at {min_curvature:.6g} "
-        f"by {source}", UserWarning, stacklevel=2)
+    if l2_regularization + measured_min + delta > 0 and source == (
+        "l2_regularization"):
+      warnings.warn(
+          f"loss_fn has negative curvature at params: a Rayleigh quotient "
+          f"{measured_min:.6g}; min_curvature is {min_curvature:.6g} from "
+          f"l2_regularization (H + λ₂I is measured positive but not "
+          "certified: λ_min(H) may lie below the smallest Ritz value)",
+          UserWarning, stacklevel=2)
+    else:
+      warnings.warn(
+          f"loss_fn has negative curvature at params: a Rayleigh quotient "
+          f"{measured_min:.6g}; min_curvature floored at {min_curvature:.6g} "
+          f"by {source}. This does NOT make a schedule safe: each step η "
+          f"amplifies those directions by about 1 + η·{abs(measured_min):.3g}"
+          "; train with weight decay of at least "
+          f"{suggested_l2:.3g} and pass it as l2_regularization=",
+          UserWarning, stacklevel=2)
   else:
     candidates = dict(floors)
     candidates["ritz"] = max(lower, 0.0) + l2_regularization
@@ -546,17 +848,17 @@ def estimate_curvature(
     if min_curvature <= tiny and not floors:
       source, min_curvature = "dtype_floor", tiny
       warnings.warn(
-          f"the smallest eigenvalue is not resolved after {num_hvps} "
+          f"the smallest eigenvalue is not resolved after {num_steps} "
           f"iterations (smallest Ritz value {theta_min:.6g} with residual "
-          f"{r_min:.3g}); min_curvature falls back to M·eps = "
-          f"{min_curvature:.3g}. Pass max_condition_number= or "
-          "l2_regularization=, or raise num_iterations.",
-          UserWarning, stacklevel=2)
-    elif min_curvature > measured_min:
+          f"{max(r_min, x_min):.3g}, rounding allowance {delta:.3g}); "
+          f"min_curvature falls back to M·eps = {min_curvature:.3g}. Pass "
+          "max_condition_number= or l2_regularization=, or raise "
+          "num_iterations.", UserWarning, stacklevel=2)
+    elif min_curvature > measured_min + l2_regularization:
       warnings.warn(
           f"min_curvature {min_curvature:.6g} (from {source}) exceeds the "
-          f"smallest measured curvature {measured_min:.6g}: those directions "
-          "will converge slowly", UserWarning, stacklevel=2)
+          f"smallest measured curvature {measured_min + l2_regularization:.6g}"
+          ": those directions will converge slowly", UserWarning, stacklevel=2)
 
   if not min_curvature < max_curvature:
     raise ValueError(
@@ -574,6 +876,10 @@ def estimate_curvature(
       relative_margin=relative_margin,
       min_source=source,
       dtype=str(dtype),
+      num_iterations=num_steps,
+      rayleigh_quotients=(rho_min, rho_max),
+      explicit_residuals=(x_min, x_max),
+      probe_discrepancies=(float(probe[0]), float(probe[1])),
   )
 
 
@@ -628,16 +934,18 @@ def estimate_max_curvature(
   """
   num_iterations = _check_num_iterations(num_iterations)
   relative_margin = _check_nonnegative("relative_margin", relative_margin)
+  _check_params(params)
   dtype = _float_dtype(params)
   _check_scalar_loss(loss_fn, params, args)
-  key = _default_key(key)
+  key = _check_key(key)
   theta, residual, hnorm = (
       float(v) for v in jax.device_get(
           _run(_power, _power_impl, loss_fn, num_iterations, params, args,
                key)))
   if not (math.isfinite(theta) and math.isfinite(residual)):
-    raise FloatingPointError(
-        f"the Hessian-vector products are not finite at params: {theta=}")
+    raise ValueError(
+        "the Hessian-vector products of loss_fn are not finite at params: "
+        f"{theta=}")
   if theta <= 0:
     raise ValueError(
         "power iteration converged to non-positive curvature (Rayleigh "

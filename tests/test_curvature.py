@@ -126,7 +126,8 @@ class QuadraticSpectraTest(chex.TestCase):
     self.assertLessEqual(est.max_curvature, 1.05 * ref[-1])
     self.assertGreater(est.min_curvature, 0.0)
     self.assertLessEqual(est.min_curvature, ref[0])
-    self.assertEqual(est.num_hvps, 64)
+    self.assertEqual(est.num_iterations, 64)
+    self.assertEqual(est.num_hvps, 64 + 5)
     self.assertEqual(est.num_params, _D)
     if resolvable:
       self.assertEqual(est.min_source, "ritz")
@@ -154,7 +155,8 @@ class QuadraticSpectraTest(chex.TestCase):
     ref = _eigvalsh64(a)
     est = estimate_curvature(quadratic_loss, jnp.zeros(6), a,
                              num_iterations=10)
-    self.assertEqual(est.num_hvps, 6)
+    self.assertEqual(est.num_iterations, 6)
+    self.assertEqual(est.num_hvps, 6 + 5)
     chex.assert_trees_all_close(np.array(est.ritz_values), ref, rtol=1e-4)
     chex.assert_trees_all_close(np.array(est.residual_norms), np.zeros(6),
                                 atol=1e-4)
@@ -330,11 +332,13 @@ class NonConvexTest(absltest.TestCase):
     self.a = jnp.asarray(_matrix(eigenvalues), jnp.float32)
 
   def test_raises_without_remedy(self):
-    with self.assertRaisesRegex(ValueError, r"non-positive curvature.*value -[01]"):
+    with self.assertRaisesRegex(
+        ValueError, r"negative curvature.*quotient -[01].*l2_regularization="):
       estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a)
 
   def test_max_condition_number_floor(self):
-    with self.assertWarnsRegex(UserWarning, r"value -[01].*max_condition_number"):
+    with self.assertWarnsRegex(UserWarning,
+                               r"quotient -[01].*max_condition_number.*NOT"):
       est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
                                max_condition_number=100.0)
     self.assertEqual(est.min_source, "max_condition_number")
@@ -342,7 +346,7 @@ class NonConvexTest(absltest.TestCase):
     self.assertBetween(est.max_curvature, 10.0, 10.5)
 
   def test_l2_regularization(self):
-    with self.assertWarnsRegex(UserWarning, r"value -[01].*l2_regularization"):
+    with self.assertWarnsRegex(UserWarning, r"quotient -[01].*l2_regularization"):
       est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
                                l2_regularization=2.0)
     self.assertEqual(est.min_source, "l2_regularization")
@@ -372,6 +376,91 @@ class NonConvexTest(absltest.TestCase):
     self.assertEqual(floored.min_source, "max_condition_number")
     self.assertAlmostEqual(floored.min_curvature,
                            floored.max_curvature / 1e7)
+
+
+class MeasuredRoundingTest(absltest.TestCase):
+  """δ is sized from the measured rounding of the products (issue 11.4)."""
+
+  def test_float32_kappa_1e5_resolved_bottom(self):
+    # κ = 1e5 with an isolated bottom: Lanczos resolves it in a few steps, and
+    # the old a-priori allowance 10·√k·ε·‖H‖ ≈ 0.95 λ_min swallowed it.
+    eigenvalues = np.concatenate([[1e-5], np.geomspace(1e-2, 1.0, _D - 1)])
+    a = jnp.asarray(_matrix(eigenvalues), jnp.float32)
+    ref = _eigvalsh64(a)
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      est = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
+    self.assertEqual(est.min_source, "ritz")
+    self.assertLessEqual(est.min_curvature, ref[0])          # safe
+    self.assertGreaterEqual(est.min_curvature, 0.5 * ref[0])  # within 2×
+    self.assertGreaterEqual(est.max_curvature, ref[-1])
+    self.assertLess(est.rounding_allowance,
+                    _curvature._rounding_allowance(
+                        np.dtype(np.float32), ref[-1], 64))
+    # The probe saw real rounding (float32 products are not exact here).
+    self.assertGreater(max(est.probe_discrepancies), 0.0)
+
+  def test_low_precision_products_widen_the_allowance(self):
+    a32 = jnp.asarray(_matrix(_spectrum("uniform_kappa10")), jnp.float32)
+
+    def bf16_loss(x, a):  # products rounded to bfloat16 inside the loss
+      xb = x.astype(jnp.bfloat16)
+      return 0.5 * jnp.vdot(xb, a.astype(jnp.bfloat16) @ xb).astype(
+          jnp.float32)
+
+    plain = estimate_curvature(quadratic_loss, jnp.zeros(_D), a32)
+    coarse = _quiet(estimate_curvature, bf16_loss, jnp.zeros(_D), a32)
+    self.assertGreater(coarse.rounding_allowance,
+                       30.0 * plain.rounding_allowance)
+    # bfloat16 rounding (ε = 2⁻⁷) is far above the float32 a-priori allowance.
+    self.assertGreater(coarse.rounding_allowance,
+                       _curvature._rounding_allowance(np.dtype(np.float32),
+                                                      10.0, 64))
+
+
+class LoopFormTest(absltest.TestCase):
+
+  def test_host_and_fused_loops_agree(self):
+    a = jnp.asarray(_matrix(_spectrum("separated")), jnp.float32)
+    key = jax.random.key(0)
+    host, _ = _curvature._run_lanczos(quadratic_loss, 16, jnp.zeros(_D), (a,),
+                                      key, "host", False)
+    fused, _ = _curvature._run_lanczos(quadratic_loss, 16, jnp.zeros(_D),
+                                       (a,), key, "fused", False)
+    for h, f in zip(host, fused):
+      np.testing.assert_allclose(h, f, rtol=1e-4, atol=1e-5)
+
+  def test_cpu_uses_the_host_loop(self):
+    if jax.default_backend() != "cpu":
+      self.skipTest("CPU only")
+    self.assertEqual(_curvature._loop_form(jnp.zeros(3)), "host")
+
+
+class EarlyNegativeCurvatureTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    eigenvalues = np.concatenate([[-5.0], np.linspace(0.1, 10.0, _D - 1)])
+    self.a = jnp.asarray(_matrix(eigenvalues), jnp.float32)
+
+  def test_stops_early_and_names_the_remedy(self):
+    with self.assertRaisesRegex(
+        ValueError, r"quotient -[45]\..*found after (8|16) of 64 iterations"
+        r".*weight decay.*l2_regularization="):
+      estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a)
+
+  def test_too_small_l2_regularization(self):
+    with self.assertRaisesRegex(ValueError, r"l2_regularization=1.0 does not"):
+      estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
+                         l2_regularization=1.0)
+
+  def test_enough_l2_regularization_is_positive(self):
+    with self.assertWarnsRegex(UserWarning, "l2_regularization"):
+      est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
+                               l2_regularization=6.0)
+    self.assertEqual(est.min_source, "l2_regularization")
+    self.assertEqual(est.num_iterations, 64)   # ran to the end
+    self.assertBetween(est.max_curvature, 16.0, 16.5)
 
 
 class BadInputTest(parameterized.TestCase):
@@ -404,6 +493,69 @@ class BadInputTest(parameterized.TestCase):
                          {"n": jnp.arange(3)})
     with self.assertRaisesRegex(ValueError, "floating-point leaf"):
       estimate_curvature(lambda p: jnp.zeros(()), {})
+
+  @parameterized.parameters((np.zeros((0,), np.float32),),
+                            ({"w": np.zeros((0, 3), np.float32)},),
+                            ([np.zeros((0,), np.float32), np.arange(2)],))
+  def test_empty_params(self, params):
+    with self.assertRaisesRegex(ValueError, "params.*floating-point scalar"):
+      estimate_curvature(lambda p: jnp.zeros(()), params)
+    with self.assertRaisesRegex(ValueError, "params.*floating-point scalar"):
+      estimate_max_curvature(lambda p: jnp.zeros(()), params)
+
+  @parameterized.parameters((True,), (2.0,), ("8",), (None,))
+  def test_num_iterations_type(self, num_iterations):
+    with self.assertRaisesRegex(TypeError, "num_iterations="):
+      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
+                         num_iterations=num_iterations)
+    with self.assertRaisesRegex(TypeError, "num_iterations="):
+      estimate_max_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
+                             num_iterations=num_iterations)
+
+  def test_huge_num_iterations(self):
+    with self.assertRaisesRegex(ValueError, "num_iterations=1099511627776"):
+      estimate_max_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
+                             num_iterations=2 ** 40)
+    est = estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
+                             num_iterations=np.int64(2 ** 31 - 1))
+    self.assertEqual(est.num_iterations, 3)   # capped at n
+    self.assertAlmostEqual(est.min_curvature, 2.0, places=4)
+
+  def test_complex_params(self):
+    with self.assertRaisesRegex(TypeError, "params.*complex64"):
+      estimate_curvature(lambda p: jnp.sum(jnp.abs(p["z"]) ** 2 + p["x"] ** 2),
+                         {"z": jnp.ones(2, jnp.complex64), "x": jnp.ones(2)})
+
+  def test_half_precision_params(self):
+    for dtype in (jnp.bfloat16, jnp.float16):
+      est = estimate_curvature(
+          lambda x: jnp.sum(jnp.arange(1.0, 4.0) * x.astype(jnp.float32) ** 2),
+          jnp.ones(3, dtype))
+      self.assertEqual(est.dtype, "float32")
+      self.assertBetween(est.min_curvature, 1.9, 2.0)
+      self.assertBetween(est.max_curvature, 6.0, 6.2)
+
+  def test_non_finite(self):
+    loss = lambda x: jnp.sum(x ** 2)
+    with self.assertRaisesRegex(ValueError, "params must be finite.*NaN"):
+      estimate_curvature(loss, jnp.array([1.0, jnp.nan]))
+    with self.assertRaisesRegex(ValueError, "params must be finite.*NaN"):
+      estimate_max_curvature(loss, jnp.array([1.0, jnp.inf]))
+    with self.assertRaisesRegex(ValueError, "loss_fn is not finite.*nan"):
+      estimate_curvature(lambda x: loss(x) + jnp.nan, jnp.ones(3))
+    with self.assertRaisesRegex(ValueError, "loss_fn is not finite.*inf"):
+      estimate_curvature(lambda x: loss(x) - jnp.log(0.0), jnp.ones(3))
+    with self.assertRaisesRegex(ValueError, "products of loss_fn are not fin"):
+      estimate_curvature(lambda x: jnp.sum(jnp.sqrt(x)), jnp.zeros(3))
+    with self.assertRaisesRegex(ValueError, "products of loss_fn are not fin"):
+      estimate_max_curvature(lambda x: jnp.sum(jnp.sqrt(x)), jnp.zeros(3))
+
+  def test_bad_key(self):
+    with self.assertRaisesRegex(TypeError, "key="):
+      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3), key=0)
+    with self.assertRaisesRegex(TypeError, "key="):
+      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
+                         key=jax.random.split(jax.random.key(0)))
 
   def test_bad_remedies(self):
     loss = lambda x: jnp.sum(x ** 2)
