@@ -6,6 +6,9 @@ when they come in a fractal order (Agarwal, Goel & Zhang, ICML 2021,
 https://arxiv.org/abs/2103.01338).
 """
 
+from fractal_optax._adaptive import adaptive_fractal_sgd
+from fractal_optax._adaptive import scale_by_adaptive_fractal
+from fractal_optax._adaptive import ScaleByAdaptiveFractalState
 from fractal_optax._alias import fractal_sgd
 from fractal_optax._chebyshev import chebyshev_error_bound
 from fractal_optax._chebyshev import chebyshev_num_steps
@@ -25,7 +28,9 @@ __version__ = "0.1.0"
 __all__ = (
     "CurvatureEstimate",
     "MaxCurvatureEstimate",
+    "ScaleByAdaptiveFractalState",
     "StabilityProfile",
+    "adaptive_fractal_sgd",
     "chebyshev_error_bound",
     "chebyshev_num_steps",
     "chebyshev_step_sizes",
@@ -35,5 +40,6 @@ __all__ = (
     "fractal_chebyshev_step_sizes",
     "fractal_order",
     "fractal_sgd",
+    "scale_by_adaptive_fractal",
     "stability_profile",
 )

@@ -1,0 +1,549 @@
+"""An adaptive fractal Chebyshev optimiser that measures its own curvature."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fractal_optax import _checks
+from fractal_optax._curvature import _float_dtype
+from fractal_optax._curvature import _lanczos_impl
+from fractal_optax._schedule import fractal_chebyshev_step_sizes
+
+__all__ = [
+    "ScaleByAdaptiveFractalState",
+    "adaptive_fractal_sgd",
+    "scale_by_adaptive_fractal",
+]
+
+# Relative safety margin on every measured M (over-estimating M costs
+# sqrt(1 + margin) in speed, under-estimating it costs a rejected cycle).
+_MARGIN = 0.05
+# A rejected cycle whose failure is not explained by M multiplies m_eff by
+# _RAISE; an accepted cycle divides it by _RELAX, down to the floor m.
+_RAISE = 4.0
+_RELAX = 2.0
+
+
+class ScaleByAdaptiveFractalState(NamedTuple):
+  """State of :func:`scale_by_adaptive_fractal`.
+
+  Two parameter-sized vectors (``anchor`` and ``grad``); everything else is a
+  scalar.
+
+  Attributes:
+    count: updates so far (int32, saturating).
+    position: index of the next update in the current cycle, ``0 … T-1``.
+    anchor: the parameters at the start of the current cycle (the last
+      accepted cycle end). Parameter-sized vector 1.
+    anchor_value: the loss at ``anchor``.
+    grad: the power-iteration direction (unit norm), warm-started across
+      cycles. It is *not* a gradient: it is named ``grad`` only so that
+      ``optax.value_and_grad_from_state`` finds the field it needs; ``value``
+      is always ``+inf``, so that helper always evaluates ``value_fn``.
+      Parameter-sized vector 2.
+    value: always ``+inf`` (see ``grad``).
+    max_curvature: ``M``, the current upper curvature bound (0 before the
+      first update).
+    min_curvature: ``m_eff >= m``, the lower end of the interval the current
+      cycle's schedule is built for.
+    restarting: whether the last update returned to ``anchor`` after a
+      rejected cycle.
+    num_accepted: accepted cycles.
+    num_rejected: rejected cycles (the parameters went back to ``anchor``).
+    num_hvps: Hessian-vector products spent (one costs about two gradients).
+    num_value_evals: extra ``value_fn`` evaluations spent.
+  """
+
+  count: jax.Array
+  position: jax.Array
+  anchor: optax.Params
+  anchor_value: jax.Array
+  grad: optax.Updates
+  value: jax.Array
+  max_curvature: jax.Array
+  min_curvature: jax.Array
+  restarting: jax.Array
+  num_accepted: jax.Array
+  num_rejected: jax.Array
+  num_hvps: jax.Array
+  num_value_evals: jax.Array
+
+
+def _check_optional_positive(value: Any, name: str) -> float | None:
+  if value is None:
+    return None
+  return _checks.check_positive_scalar(value, name)
+
+
+def _fn_kwargs(value_fn: Callable[..., Any], extra_args: dict[str, Any]
+               ) -> dict[str, Any]:
+  """The extra arguments that ``value_fn`` accepts (all if it takes **kw)."""
+  if not extra_args:
+    return {}
+  try:
+    parameters = inspect.signature(value_fn).parameters
+  except (TypeError, ValueError):
+    return dict(extra_args)
+  if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+    return dict(extra_args)
+  return {k: v for k, v in extra_args.items() if k in parameters}
+
+
+def _all_finite(tree: Any) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _is_float(x: Any) -> bool:
+  return jnp.issubdtype(jnp.result_type(x), jnp.floating)
+
+
+def _tree_vdot(a: Any, b: Any, dtype) -> jax.Array:
+  return sum((jnp.vdot(x.astype(dtype), y.astype(dtype))
+              for x, y in zip(jax.tree_util.tree_leaves(a),
+                              jax.tree_util.tree_leaves(b))),
+             jnp.zeros((), dtype))
+
+
+def _tree_scale(tree: Any, s: jax.Array) -> Any:
+  return jax.tree_util.tree_map(lambda x: (x * s).astype(x.dtype), tree)
+
+
+def _float_part(tree: Any) -> Any:
+  """Zeros in place of non-float leaves (they are not differentiated)."""
+  return jax.tree_util.tree_map(
+      lambda x: x if _is_float(x) else jnp.zeros_like(x), tree)
+
+
+def scale_by_adaptive_fractal(
+    num_steps: int = 32,
+    *,
+    min_curvature: jax.typing.ArrayLike | None = None,
+    l2_regularization: jax.typing.ArrayLike | None = None,
+    max_condition_number: jax.typing.ArrayLike | None = None,
+    max_curvature: jax.typing.ArrayLike | None = None,
+    num_init_hvps: int = 8,
+    adapt_max_curvature: bool = True,
+    recheck_anchor: bool = False,
+    seed: int = 0,
+) -> optax.GradientTransformationExtraArgs:
+  r"""Fractal Chebyshev gradient descent that measures and repairs its curvature.
+
+  The optimiser runs cycles of ``T`` gradient steps with the fractal
+  Chebyshev step sizes on ``[m_eff, M]`` (:func:`fractal_chebyshev_step_sizes`,
+  rebuilt inside ``jit`` from the traced curvatures),
+
+  .. math::
+
+    x_{t+1} = x_t - \eta^{\text{fractal}}_{t \bmod T}(m_\text{eff}, M)\,
+    \nabla f(x_t),
+
+  and checks every cycle. ``f`` is ``value_fn``, ``M`` an upper bound on its
+  curvature, ``m`` the lower bound the caller gives (exactly one of
+  ``min_curvature``, ``l2_regularization`` or ``max_condition_number``) and
+  ``m ≤ m_eff ≤ M/2`` the lower end the current cycle is built for
+  (``κ_eff = M/m_eff``). The last step of a cycle evaluates ``f`` at the
+  proposed cycle end :math:`x_T` together with one Hessian-vector product there.
+
+  * **Accept** when :math:`f(x_T) \le f(a)`, ``a`` the anchor (the start of
+    the cycle), and :math:`x_T` is finite: ``x_T`` becomes the anchor, the HVP
+    is one step of power iteration (warm-started across cycles) that can raise
+    or lower ``M`` (``adapt_max_curvature``), and ``m_eff`` relaxes halfway back
+    to ``m``.
+  * **Reject** otherwise: the update returns the parameters to the anchor
+    (``updates = a − x``), and the next update spends one HVP at ``a`` along
+    the failed displacement :math:`d = x_T - a`. ``d`` is dominated by what
+    the cycle amplified: if its Rayleigh quotient :math:`\theta = d^\top H d /
+    d^\top d` exceeds ``M``, M was too low and is raised above θ; otherwise the
+    quadratic model failed (the largest steps, about ``1/m_eff``, carried the
+    iterate where the curvature differs) and ``m_eff`` is multiplied by 4.
+    Any non-finite loss or proposed parameter rejects the cycle at once.
+
+  ``M`` is first measured at the first update by ``num_init_hvps`` Lanczos
+  steps at the initial parameters (the bound of :func:`estimate_curvature`,
+  with a 5% margin). A ``max_curvature`` guess is kept when it is consistent
+  with that measurement (between the largest Ritz value and the bound), so a
+  guess 100× too low or too high is corrected before the first step.
+
+  **Guarantees.** (1) Parameters stay finite: every update is checked before it
+  is returned, and a non-finite loss or step sends the parameters back to the
+  last accepted anchor (finite). (2) The loss at accepted cycle ends never
+  rises, for any loss (convex or not): with full-batch ``value_fn``, the losses
+  :math:`f(a_0) \ge f(a_1) \ge \dots` of the anchors are non-increasing. After
+  a rejection the parameters are the anchor up to the rounding of
+  ``x + (a − x)`` (a relative change of order the dtype's epsilon). (3) On a
+  convex quadratic whose Hessian lies in ``[m, M]``, a cycle built for
+  ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
+  always accepted. Nothing is promised about the loss *inside* a cycle: the
+  fractal schedule's large steps raise it there by design.
+
+  **Mini-batches.** ``value_fn`` is called on the caller's current batch
+  (pass it through ``extra_args``). The test then compares :math:`f_B(x_T)` on
+  batch ``B`` with ``f(a)`` measured when ``a`` was accepted, on an earlier
+  batch: it is a noisy test. With ``recheck_anchor=True`` the last step also
+  evaluates :math:`f_B(a)` (one extra evaluation per cycle) and the anchor
+  value is replaced by it, so both sides use the same batch; the guarantee
+  (2) then holds batch by batch (:math:`f_B(x_T) \le f_B(a)`), not for the
+  full loss. Curvature is measured on the current batch too.
+
+  **State.** Two parameter-sized vectors (the anchor and the power-iteration
+  vector) and scalars (see :class:`ScaleByAdaptiveFractalState`). **Cost**,
+  in gradient evaluations: one per update (the caller's gradient), plus per
+  cycle one HVP (2) and, after a rejection, one more HVP (2), plus
+  ``2 · num_init_hvps`` once; ``recheck_anchor`` adds 1 per cycle. The state
+  counts them: ``count + num_value_evals + 2 · num_hvps``.
+
+  Args:
+    num_steps: ``T``, the cycle length, a static positive int (a power of two
+      keeps the fractal order's stability guarantee).
+    min_curvature: ``m > 0``, a lower bound on the curvature of ``value_fn``.
+    l2_regularization: ``λ > 0`` when ``value_fn`` already includes
+      ``½ λ ‖x‖²`` on a convex loss: ``m = λ``.
+    max_condition_number: ``κ_max > 1``: ``m = M / κ_max`` (for losses with no
+      known lower bound, e.g. non-convex ones).
+    max_curvature: an optional first guess of ``M`` (required when
+      ``num_init_hvps=0``).
+    num_init_hvps: Lanczos steps that measure ``M`` at the first update (0:
+      trust ``max_curvature``; failed cycles then correct it).
+    adapt_max_curvature: let the per-cycle power iteration lower ``M`` as
+      well as raise it.
+    recheck_anchor: re-evaluate ``value_fn`` at the anchor on the current
+      batch at each cycle end (for mini-batches).
+    seed: seed of the random start vector of the curvature iterations.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs``. Its ``update(updates, state,
+    params, *, value, value_fn, **extra_args)`` needs ``params``, the loss
+    ``value`` at ``params`` and ``value_fn(params, **extra_args)``, like
+    ``optax.scale_by_backtracking_linesearch``; ``updates`` is the gradient.
+
+  Raises:
+    TypeError: ``num_steps`` or ``num_init_hvps`` is not an int, or a
+      curvature is not a number.
+    ValueError: not exactly one of ``min_curvature``, ``l2_regularization``,
+      ``max_condition_number``; a value out of range; ``num_init_hvps=0``
+      without ``max_curvature``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import fractal_optax
+    >>> a = jnp.linspace(0.01, 1.0, 50)  # f(x) = ½ Σ a_i x_i², κ = 100.
+    >>> f = lambda x: 0.5 * jnp.sum(a * x**2)
+    >>> opt = fractal_optax.adaptive_fractal_sgd(
+    ...     32, min_curvature=0.01, max_curvature=100.0)  # M guess 100× high
+    >>> x = jnp.ones(50)
+    >>> state = opt.init(x)
+    >>> @jax.jit
+    ... def step(x, state):
+    ...   value, grad = jax.value_and_grad(f)(x)
+    ...   updates, state = opt.update(grad, state, x, value=value, grad=grad,
+    ...                               value_fn=f)
+    ...   return optax.apply_updates(x, updates), state
+    >>> for _ in range(64):
+    ...   x, state = step(x, state)
+    >>> bool(f(x) < 1e-4 * f(jnp.ones(50))), int(state.num_rejected)
+    (True, 0)
+    >>> 1.0 <= float(state.max_curvature) < 1.1
+    True
+
+  References:
+    Agarwal, Goel & Zhang, `Acceleration via Fractal Learning Rate Schedules
+    <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
+  """
+  num_steps = _checks.check_num_steps(num_steps)
+  if isinstance(num_init_hvps, (bool, np.bool_)) or not isinstance(
+      num_init_hvps, numbers.Integral):
+    raise TypeError(f"num_init_hvps must be an int, got {num_init_hvps=!r}.")
+  num_init_hvps = int(num_init_hvps)
+  if num_init_hvps == 1 or num_init_hvps < 0:
+    raise ValueError(
+        f"num_init_hvps must be 0 or at least 2, got {num_init_hvps=}.")
+  for name, flag in (("adapt_max_curvature", adapt_max_curvature),
+                     ("recheck_anchor", recheck_anchor)):
+    if not isinstance(flag, (bool, np.bool_)):
+      raise TypeError(f"{name} must be a bool, got {name}={flag!r}.")
+  if isinstance(seed, (bool, np.bool_)) or not isinstance(
+      seed, numbers.Integral):
+    raise TypeError(f"seed must be an int, got {seed=!r}.")
+  given = {name: v for name, v in (
+      ("min_curvature", min_curvature),
+      ("l2_regularization", l2_regularization),
+      ("max_condition_number", max_condition_number)) if v is not None}
+  if len(given) != 1:
+    raise ValueError(
+        "pass exactly one of min_curvature, l2_regularization or "
+        f"max_condition_number, got {min_curvature=}, {l2_regularization=}, "
+        f"{max_condition_number=}.")
+  ((m_source, m_value),) = given.items()
+  m_float = _checks.check_positive_scalar(m_value, m_source)
+  if m_source == "max_condition_number" and m_float is not None and not (
+      m_float > 1.0 and math.isfinite(m_float)):
+    raise ValueError(
+        f"max_condition_number must be finite and > 1, got "
+        f"{max_condition_number=}.")
+  big_m_float = _check_optional_positive(max_curvature, "max_curvature")
+  if num_init_hvps == 0 and max_curvature is None:
+    raise ValueError(
+        "num_init_hvps=0 trusts max_curvature, which must then be given, got "
+        f"{num_init_hvps=}, {max_curvature=}.")
+  del big_m_float  # A guess below m is allowed: it is measured and raised.
+
+  def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
+    dtype = _float_dtype(params)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed), max(len(leaves), 1))
+    direction = [
+        jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) if _is_float(x)
+        else jnp.zeros_like(x) for k, x in zip(keys, leaves)]
+    direction = jax.tree_util.tree_unflatten(treedef, direction)
+    norm = jnp.sqrt(_tree_vdot(direction, direction, dtype))
+    direction = _tree_scale(direction, 1.0 / jnp.maximum(norm, 1e-30))
+    zero_i = jnp.zeros((), jnp.int32)
+    return ScaleByAdaptiveFractalState(
+        count=zero_i,
+        position=zero_i,
+        anchor=jax.tree_util.tree_map(jnp.asarray, params),
+        anchor_value=jnp.asarray(jnp.inf, dtype),
+        grad=direction,
+        value=jnp.asarray(jnp.inf, dtype),
+        max_curvature=jnp.zeros((), dtype),
+        min_curvature=jnp.zeros((), dtype),
+        restarting=jnp.asarray(False),
+        num_accepted=zero_i,
+        num_rejected=zero_i,
+        num_hvps=zero_i,
+        num_value_evals=zero_i,
+    )
+
+  def update_fn(
+      updates: optax.Updates,
+      state: ScaleByAdaptiveFractalState,
+      params: optax.Params | None = None,
+      *,
+      value: jax.typing.ArrayLike | None = None,
+      grad: optax.Updates | None = None,
+      value_fn: Callable[..., jax.typing.ArrayLike] | None = None,
+      **extra_args: Any,
+  ) -> tuple[optax.Updates, ScaleByAdaptiveFractalState]:
+    del grad  # ``updates`` is the gradient (as in optax's line searches).
+    if params is None:
+      raise ValueError(
+          "scale_by_adaptive_fractal needs params in update, got params=None.")
+    if value is None:
+      raise ValueError(
+          "scale_by_adaptive_fractal needs value=loss(params) in update, got "
+          "value=None.")
+    if not callable(value_fn):
+      raise TypeError(
+          "scale_by_adaptive_fractal needs value_fn=loss in update (it "
+          f"evaluates the loss and its curvature), got {value_fn=!r}.")
+    kwargs = _fn_kwargs(value_fn, extra_args)
+    dtype = _float_dtype(params)
+
+    def loss(p):
+      return jnp.asarray(value_fn(p, **kwargs), dtype)
+
+    def value_and_hvp(p, v):
+      (f, _), (_, hv) = jax.jvp(jax.value_and_grad(loss), (p,), (v,))
+      return f, _float_part(hv)
+
+    def power_stats(v, hv):
+      theta = _tree_vdot(v, hv, dtype)
+      hv_norm = jnp.sqrt(_tree_vdot(hv, hv, dtype))
+      res = jax.tree_util.tree_map(lambda a, b: a - theta * b, hv, v)
+      residual = jnp.sqrt(_tree_vdot(res, res, dtype))
+      ok = jnp.isfinite(hv_norm) & (hv_norm > 0)
+      v_next = jax.tree_util.tree_map(
+          lambda a, b: jnp.where(ok, a / jnp.where(ok, hv_norm, 1.0), b
+                                 ).astype(b.dtype), hv, v)
+      return theta, residual, hv_norm, v_next
+
+    def m_floor(big_m):
+      if m_source == "max_condition_number":
+        return big_m / jnp.asarray(m_value, dtype)
+      return jnp.asarray(m_value, dtype)
+
+    value = jnp.asarray(value, dtype)
+    position = state.position
+    big_m = state.max_curvature
+    m_eff = state.min_curvature
+    anchor = state.anchor
+    anchor_value = state.anchor_value
+    direction = state.grad
+    num_hvps = state.num_hvps
+    num_value_evals = state.num_value_evals
+
+    # First update: measure M at the initial parameters.
+    first = big_m <= 0
+
+    def measure(_):
+      if num_init_hvps == 0:
+        return jnp.asarray(max_curvature, dtype)
+      theta, residuals, hnorm, _, _ = _lanczos_impl(
+          lambda p: loss(p), num_init_hvps, params, (), jax.random.key(seed))
+      top = theta[-1].astype(dtype)
+      num = theta.shape[0]
+      delta = (10.0 * math.sqrt(num) * float(np.finfo(dtype).eps)
+               * hnorm.astype(dtype))
+      bound = (top + residuals[-1].astype(dtype) + delta) * (1 + _MARGIN)
+      if max_curvature is not None:
+        guess = jnp.asarray(max_curvature, dtype)
+        bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
+      # A non-finite or non-positive measurement: fall back to the guess.
+      fallback = (jnp.asarray(max_curvature, dtype) if max_curvature is not None
+                  else jnp.asarray(1.0, dtype))
+      return jnp.where(jnp.isfinite(bound) & (bound > 0), bound, fallback)
+
+    big_m = jax.lax.cond(first, measure, lambda _: big_m, None)
+    num_hvps = num_hvps + jnp.where(first, num_init_hvps, 0).astype(jnp.int32)
+    m_eff = jnp.where(first, m_floor(big_m), m_eff)
+    anchor = jax.tree_util.tree_map(
+        lambda p, a: jnp.where(first, p, a), params, anchor)
+    anchor_value = jnp.where(first, value, anchor_value)
+
+    # After a rejection the parameters are back at the anchor: diagnose along
+    # the failed displacement (stored, normalised, in ``direction``).
+    restarting = state.restarting
+
+    def diagnose(args):
+      big_m, m_eff, direction = args
+      _, hv = value_and_hvp(params, direction)
+      theta, residual, _, v_next = power_stats(direction, hv)
+      too_low = theta * (1 + _MARGIN) > big_m
+      new_big_m = jnp.where(
+          too_low, jnp.maximum(theta * (1 + 2 * _MARGIN) + residual,
+                               1.25 * big_m), big_m)
+      new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
+      new_m_eff = jnp.where(too_low, m_eff, m_eff * _RAISE)
+      return new_big_m, new_m_eff, v_next
+
+    big_m, m_eff, direction = jax.lax.cond(
+        restarting, diagnose, lambda args: args, (big_m, m_eff, direction))
+    num_hvps = num_hvps + restarting.astype(jnp.int32)
+    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
+    anchor = jax.tree_util.tree_map(
+        lambda p, a: jnp.where(restarting, p, a), params, anchor)
+    anchor_value = jnp.where(restarting, value, anchor_value)
+
+    # The fractal step and the proposed parameters.
+    steps = fractal_chebyshev_step_sizes(num_steps, m_eff, big_m)
+    eta = steps[position]
+    proposal = jax.tree_util.tree_map(
+        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
+        params, updates)
+    finite = jnp.isfinite(value) & _all_finite(proposal)
+    cycle_end = position == num_steps - 1
+
+    def check_end(args):
+      anchor_value, direction = args
+      f_end, hv = value_and_hvp(proposal, direction)
+      if recheck_anchor:
+        anchor_value = loss(anchor)
+      ok = jnp.isfinite(f_end) & (f_end <= anchor_value)
+      return ok, f_end, anchor_value, hv
+
+    def skip_end(args):
+      anchor_value, direction = args
+      return (jnp.asarray(True), anchor_value, anchor_value,
+              jax.tree_util.tree_map(jnp.zeros_like, direction))
+
+    ok_end, f_end, anchor_value, hv = jax.lax.cond(
+        cycle_end & finite, check_end, skip_end, (anchor_value, direction))
+    checked = cycle_end & finite
+    num_hvps = num_hvps + checked.astype(jnp.int32)
+    if recheck_anchor:
+      num_value_evals = num_value_evals + checked.astype(jnp.int32)
+    accept = checked & ok_end
+    reject = ~finite | (checked & ~ok_end)
+
+    # Accepted cycle end: power step at the new anchor, relax m_eff.
+    theta, residual, _, v_next = power_stats(direction, hv)
+    raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
+    if adapt_max_curvature:
+      converged = residual <= 0.1 * jnp.abs(theta)
+      lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
+      raised = jnp.where(converged & (lowered < big_m), lowered, raised)
+    raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
+    big_m = jnp.where(accept, raised, big_m)
+    m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
+    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
+    direction = jax.tree_util.tree_map(
+        lambda a, b: jnp.where(accept, a, b), v_next, direction)
+
+    # Rejected: remember the failed displacement, go back to the anchor.
+    displacement = jax.tree_util.tree_map(
+        lambda x, a: jnp.where(jnp.isfinite(x), x - a, 0).astype(x.dtype)
+        if _is_float(x) else jnp.zeros_like(x), proposal, anchor)
+    d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
+    use_d = reject & jnp.isfinite(d_norm) & (d_norm > 0)
+    direction = jax.tree_util.tree_map(
+        lambda d, v: jnp.where(use_d, d / jnp.where(use_d, d_norm, 1.0), v
+                               ).astype(v.dtype), displacement, direction)
+
+    new_updates = jax.tree_util.tree_map(
+        lambda p, g, a: jnp.where(reject, a - p, -eta * g).astype(p.dtype)
+        if _is_float(p) else jnp.zeros_like(g), params, updates, anchor)
+    anchor = jax.tree_util.tree_map(
+        lambda x, a: jnp.where(accept, x, a), proposal, anchor)
+    anchor_value = jnp.where(accept, f_end, anchor_value)
+    next_position = jnp.where(reject | cycle_end, 0, position + 1)
+
+    new_state = ScaleByAdaptiveFractalState(
+        count=optax.safe_increment(state.count),
+        position=next_position.astype(jnp.int32),
+        anchor=anchor,
+        anchor_value=anchor_value.astype(dtype),
+        grad=direction,
+        value=state.value,
+        max_curvature=big_m.astype(dtype),
+        min_curvature=m_eff.astype(dtype),
+        restarting=reject,
+        num_accepted=state.num_accepted + accept.astype(jnp.int32),
+        num_rejected=state.num_rejected + reject.astype(jnp.int32),
+        num_hvps=num_hvps,
+        num_value_evals=num_value_evals,
+    )
+    return new_updates, new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def adaptive_fractal_sgd(
+    num_steps: int = 32,
+    *,
+    min_curvature: jax.typing.ArrayLike | None = None,
+    l2_regularization: jax.typing.ArrayLike | None = None,
+    max_condition_number: jax.typing.ArrayLike | None = None,
+    max_curvature: jax.typing.ArrayLike | None = None,
+    num_init_hvps: int = 8,
+    adapt_max_curvature: bool = True,
+    recheck_anchor: bool = False,
+    seed: int = 0,
+) -> optax.GradientTransformationExtraArgs:
+  """The optimiser :func:`scale_by_adaptive_fractal` (its updates are final).
+
+  The updates already hold the (negative) step, so no learning rate follows;
+  arguments, guarantees and costs are those of
+  :func:`scale_by_adaptive_fractal`. Chain it after gradient transformations
+  that keep the gradient's meaning (e.g. ``optax.clip_by_global_norm``).
+
+  Example:
+    >>> import fractal_optax
+    >>> opt = fractal_optax.adaptive_fractal_sgd(16, l2_regularization=1e-2)
+  """
+  return scale_by_adaptive_fractal(
+      num_steps, min_curvature=min_curvature,
+      l2_regularization=l2_regularization,
+      max_condition_number=max_condition_number, max_curvature=max_curvature,
+      num_init_hvps=num_init_hvps, adapt_max_curvature=adapt_max_curvature,
+      recheck_anchor=recheck_anchor, seed=seed)

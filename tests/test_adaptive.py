@@ -1,0 +1,327 @@
+"""scale_by_adaptive_fractal: curvature repair, safeguards, optax and flax."""
+
+import functools
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import fractal_optax
+
+_DIM = 40
+
+
+def _quadratic(kappa, top=1.0):
+  """f(x) = ½ Σ a_i x_i², a geometric spectrum on [top/κ, top], float32."""
+  a = jnp.asarray(np.geomspace(top / kappa, top, _DIM), jnp.float32)
+  x0 = jnp.asarray(np.random.default_rng(0).normal(size=_DIM), jnp.float32)
+  return (lambda x: 0.5 * jnp.sum(a * x * x)), x0
+
+
+def _logistic(lam=1e-2, n=64, d=8, seed=0):
+  """Binary logistic regression on random data with ½ λ ‖w‖²: convex."""
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=(n, d)) * 3.0, jnp.float32)
+  y = jnp.asarray(rng.integers(0, 2, size=n), jnp.float32)
+
+  def loss(w):
+    logits = x @ w
+    return (jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
+            + 0.5 * lam * jnp.sum(w * w))
+
+  return loss, jnp.zeros(d, jnp.float32)
+
+
+def _bind(opt, loss):
+  """``opt.update`` with ``value_fn=loss`` bound (so that it can be jitted)."""
+  def update(grad, state, x, value):
+    if isinstance(opt, optax.GradientTransformationExtraArgs):
+      return opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
+    return opt.update(grad, state, x)
+  return update
+
+
+def _run(opt, loss, x0, num_updates, variant=None):
+  """Runs the optax loop; returns per-update losses (before each) and state."""
+  update = _bind(opt, loss)
+  update = update if variant is None else variant(update)
+  state = opt.init(x0)
+  x, losses = x0, []
+  for _ in range(num_updates):
+    value, grad = jax.value_and_grad(loss)(x)
+    updates, state = update(grad, state, x, value)
+    x = optax.apply_updates(x, updates)
+    assert bool(jnp.all(jnp.isfinite(x))), "non-finite parameters"
+    losses.append(float(value))
+  losses.append(float(loss(x)))
+  return np.asarray(losses), state, x
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_run(num_steps, kappa, guess, num_updates):
+  """A compiled loop on the quadratic (shared by several tests)."""
+  loss, x0 = _quadratic(kappa)
+  opt = fractal_optax.adaptive_fractal_sgd(
+      num_steps, min_curvature=1.0 / kappa, max_curvature=guess)
+
+  @jax.jit
+  def run(x0):
+    def body(carry, _):
+      x, state = carry
+      value, grad = jax.value_and_grad(loss)(x)
+      updates, state = opt.update(grad, state, x, value=value, grad=grad,
+                                  value_fn=loss)
+      return (optax.apply_updates(x, updates), state), value
+    (x, state), values = jax.lax.scan(body, (x0, opt.init(x0)), None,
+                                      length=num_updates)
+    return x, state, values
+
+  return loss, x0, run
+
+
+class AdaptiveFractalTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.named_parameters(
+      ("m_too_low", 0.01), ("m_too_high", 100.0), ("no_guess", None))
+  def test_wrong_max_curvature_is_corrected(self, guess):
+    kappa, t = 100.0, 16
+    loss, x0 = _quadratic(kappa)
+    opt = fractal_optax.adaptive_fractal_sgd(
+        t, min_curvature=1.0 / kappa, max_curvature=guess)
+    losses, state, _ = _run(opt, loss, x0, 3 * t,
+                            variant=self.variant)
+    # M was measured at the first update: above λ_max = 1, with a margin.
+    self.assertBetween(float(state.max_curvature), 1.0, 1.2)
+    self.assertEqual(int(state.num_rejected), 0)
+    self.assertEqual(int(state.num_accepted), 3)
+    # Three cycles on [m, M] contract like the Chebyshev bound.
+    bound = fractal_optax.chebyshev_error_bound(
+        t, 1.0 / kappa, float(state.max_curvature))
+    self.assertLess(losses[-1], losses[0] * (2 * bound**3) ** 2)
+
+  def test_one_cycle_matches_fractal_sgd_with_the_measured_interval(self):
+    kappa, t = 1e3, 32
+    loss, x0 = _quadratic(kappa)
+    opt = fractal_optax.adaptive_fractal_sgd(t, min_curvature=1.0 / kappa)
+    _, state, x = _run(opt, loss, x0, t)
+    ref = fractal_optax.fractal_sgd(t, 1.0 / kappa,
+                                    float(state.max_curvature))
+    _, _, x_ref = _run(ref, loss, x0, t)
+    chex.assert_trees_all_close(x, x_ref, rtol=1e-4, atol=1e-6)
+
+  @parameterized.named_parameters(
+      ("k1e3_low", 1e3, 0.01), ("k1e3_high", 1e3, 100.0),
+      ("k1e4_low", 1e4, 0.01))
+  def test_cost_close_to_the_oracle_cycle(self, kappa, guess):
+    t = fractal_optax.chebyshev_num_steps(1.0 / kappa, 1.0, 1e-2)
+    loss, x0, run = _jitted_run(t, kappa, guess, t)
+    x, state, _ = run(x0)
+    oracle = fractal_optax.fractal_sgd(t, 1.0 / kappa, 1.0)
+    _, _, x_oracle = _run(oracle, loss, x0, t)
+    # Same number of gradient steps, an M within 10%: a loss close to the
+    # oracle's, at the price of the counted curvature evaluations.
+    self.assertLess(float(loss(x)), 3.0 * float(loss(x_oracle)) + 1e-12)
+    overhead = int(state.num_value_evals) + 2 * int(state.num_hvps)
+    self.assertLessEqual(overhead, 0.25 * t)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_cycle_end_losses_never_rise_on_a_convex_loss(self):
+    loss, x0 = _logistic()
+    t = 16
+    # m = λ is far below the curvature at the start: the first cycles overshoot
+    # into regions where the quadratic model fails, and must be rejected.
+    opt = fractal_optax.adaptive_fractal_sgd(t, l2_regularization=1e-2)
+    losses, state, x = _run(opt, loss, x0, 12 * t,
+                            variant=self.variant)
+    ends = losses[::t]
+    self.assertTrue(np.all(np.diff(ends) <= 1e-6 * np.abs(ends[:-1])),
+                    msg=f"cycle-end losses rose: {ends}")
+    self.assertGreater(int(state.num_accepted), 0)
+    # Converged (random labels: f* ≈ 0.63 > 0, the gradient vanishes).
+    self.assertLess(ends[-1], ends[0] - 0.05)
+    grad_norm = float(jnp.linalg.norm(jax.grad(loss)(x)))
+    self.assertLess(grad_norm, 1e-3)
+    self.assertEqual(int(state.num_accepted) + int(state.num_rejected), 12)
+
+  def test_anchor_values_are_monotone_and_finite_under_overflow(self):
+    # The loss is finite everywhere but overflows to inf far from 0, and M is
+    # guessed 10⁴× too low without measuring it: the first cycle explodes.
+    def loss(x):
+      return jnp.sum(jnp.exp(jnp.abs(x)) - 1.0)
+    x0 = jnp.full((4,), 2.0, jnp.float32)
+    opt = fractal_optax.adaptive_fractal_sgd(
+        8, max_condition_number=1e3, max_curvature=1e-3, num_init_hvps=0)
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    state = opt.init(x0)
+    x, anchors = x0, []
+    for _ in range(20 * 8):
+      value, grad = jax.value_and_grad(loss)(x)
+      updates, state = update(grad, state, x, value=value, grad=grad,
+                              value_fn=loss)
+      x = optax.apply_updates(x, updates)
+      self.assertTrue(bool(jnp.all(jnp.isfinite(x))), msg=f"{x=}")
+      anchors.append(float(state.anchor_value))
+    anchors = np.asarray(anchors[1:])
+    self.assertTrue(np.all(np.diff(anchors) <= 0.0))
+    self.assertGreater(int(state.num_rejected), 0)
+    self.assertGreater(float(state.max_curvature), 1e-3)
+    self.assertLess(float(loss(x)), float(loss(x0)))
+
+  def test_nan_loss_keeps_parameters_finite(self):
+    def loss(x):
+      q = 0.5 * jnp.sum(x * x)
+      return jnp.where(jnp.max(jnp.abs(x)) > 3.0, jnp.nan, q)
+    x0 = jnp.ones((3,), jnp.float32)
+    opt = fractal_optax.adaptive_fractal_sgd(
+        8, min_curvature=1e-3, max_curvature=1.0, num_init_hvps=0)
+    losses, state, x = _run(opt, loss, x0, 8 * 8)
+    self.assertGreater(int(state.num_rejected), 0)
+    self.assertLess(float(loss(x)), 1e-3 * float(loss(x0)))
+    del losses
+
+  def test_in_optax_chain_and_with_value_and_grad_from_state(self):
+    loss, x0 = _quadratic(100.0)
+    opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=0.01)
+    chained = optax.chain(optax.identity(), opt)
+    value_and_grad = optax.value_and_grad_from_state(loss)
+    _, _, x_plain = _run(opt, loss, x0, 16)
+    state = chained.init(x0)
+    x = x0
+    for _ in range(16):
+      value, grad = value_and_grad(x, state=state)
+      updates, state = chained.update(grad, state, x, value=value, grad=grad,
+                                      value_fn=loss)
+      x = optax.apply_updates(x, updates)
+    chex.assert_trees_all_close(x, x_plain, rtol=1e-6)
+
+  def test_traced_curvatures_inside_jit(self):
+    loss, x0 = _quadratic(100.0)
+
+    @jax.jit
+    def run(m, guess):
+      opt = fractal_optax.adaptive_fractal_sgd(
+          8, min_curvature=m, max_curvature=guess)
+      def body(carry, _):
+        x, state = carry
+        value, grad = jax.value_and_grad(loss)(x)
+        updates, state = opt.update(grad, state, x, value=value,
+                                    value_fn=loss)
+        return (optax.apply_updates(x, updates), state), None
+      (x, state), _ = jax.lax.scan(body, (x0, opt.init(x0)), None, length=16)
+      return loss(x), state.max_curvature
+
+    value, big_m = run(jnp.float32(0.01), jnp.float32(3.0))
+    self.assertLess(float(value), 1e-3 * float(loss(x0)))
+    self.assertBetween(float(big_m), 1.0, 1.2)
+
+  def test_extra_args_reach_value_fn(self):
+    # A mini-batch loss: value_fn(params, batch=...) on the current batch.
+    rng = np.random.default_rng(1)
+    data = jnp.asarray(rng.normal(size=(4, 16, 3)), jnp.float32)
+
+    def loss(w, batch):
+      return jnp.mean((batch @ w - 1.0) ** 2) + 0.05 * jnp.sum(w * w)
+
+    opt = fractal_optax.adaptive_fractal_sgd(
+        8, l2_regularization=0.1, recheck_anchor=True)
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    w = jnp.zeros(3, jnp.float32)
+    state = opt.init(w)
+    for i in range(32):
+      batch = data[i % 4]
+      value, grad = jax.value_and_grad(loss)(w, batch)
+      updates, state = update(grad, state, w, value=value, grad=grad,
+                              value_fn=loss, batch=batch)
+      w = optax.apply_updates(w, updates)
+    full = lambda w: jnp.mean(jax.vmap(lambda b: loss(w, b))(data))
+    self.assertLess(float(full(w)), 0.5 * float(full(jnp.zeros(3))))
+    self.assertEqual(int(state.num_value_evals), 4)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(w))))
+
+  def test_state_holds_two_parameter_sized_vectors(self):
+    params = {"a": jnp.zeros((5, 3)), "b": jnp.zeros(7)}
+    opt = fractal_optax.scale_by_adaptive_fractal(8, min_curvature=1.0)
+    state = opt.init(params)
+    sizes = [np.size(x) for x in jax.tree_util.tree_leaves(state)]
+    n = 22
+    self.assertEqual(sum(s for s in sizes if s > 1), 2 * n)
+    self.assertEqual(sum(s for s in sizes if s == 1), len(state) - 2)
+
+  def test_bad_input(self):
+    make = fractal_optax.scale_by_adaptive_fractal
+    with self.assertRaisesRegex(ValueError, "exactly one"):
+      make(8)
+    with self.assertRaisesRegex(ValueError, "exactly one"):
+      make(8, min_curvature=1.0, l2_regularization=1.0)
+    with self.assertRaisesRegex(ValueError, "min_curvature="):
+      make(8, min_curvature=-1.0)
+    with self.assertRaisesRegex(ValueError, "max_condition_number="):
+      make(8, max_condition_number=0.5)
+    with self.assertRaisesRegex(ValueError, "max_curvature="):
+      make(8, min_curvature=1.0, max_curvature=float("nan"))
+    with self.assertRaisesRegex(TypeError, "num_steps="):
+      make(8.0, min_curvature=1.0)
+    with self.assertRaisesRegex(ValueError, "num_steps="):
+      make(0, min_curvature=1.0)
+    with self.assertRaisesRegex(ValueError, "num_init_hvps="):
+      make(8, min_curvature=1.0, num_init_hvps=1)
+    with self.assertRaisesRegex(ValueError, "max_curvature=None"):
+      make(8, min_curvature=1.0, num_init_hvps=0)
+    with self.assertRaisesRegex(TypeError, "recheck_anchor="):
+      make(8, min_curvature=1.0, recheck_anchor=1)
+    opt = make(8, min_curvature=1.0)
+    x = jnp.zeros(2)
+    state = opt.init(x)
+    with self.assertRaisesRegex(TypeError, "value_fn="):
+      opt.update(x, state, x, value=0.0)
+    with self.assertRaisesRegex(ValueError, "value=None"):
+      opt.update(x, state, x, value_fn=jnp.sum)
+    with self.assertRaisesRegex(ValueError, "params=None"):
+      opt.update(x, state, value=0.0, value_fn=jnp.sum)
+
+
+class _Tiny(nnx.Module):
+
+  def __init__(self, rngs: nnx.Rngs):
+    self.linear = nnx.Linear(3, 1, rngs=rngs)
+
+  def __call__(self, x):
+    return self.linear(x)[..., 0]
+
+
+class FlaxNnxTest(absltest.TestCase):
+
+  def test_nnx_optimizer_passes_value_fn(self):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(64, 3)), jnp.float32)
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
+    model = _Tiny(nnx.Rngs(0))
+    tx = fractal_optax.adaptive_fractal_sgd(16, max_condition_number=100.0)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+      graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+      def value_fn(params):
+        return jnp.mean((nnx.merge(graphdef, params, rest)(x) - y) ** 2)
+
+      loss, grads = nnx.value_and_grad(
+          lambda m: jnp.mean((m(x) - y) ** 2))(model)
+      optimizer.update(model, grads, value=loss, grad=grads,
+                       value_fn=value_fn)
+      return loss
+
+    losses = [float(train_step(model, optimizer, x, y)) for _ in range(48)]
+    self.assertLess(losses[-1], 1e-4 * losses[0])
+    self.assertEqual(int(optimizer.step[...]), 48)
+
+
+if __name__ == "__main__":
+  absltest.main()
