@@ -7,11 +7,13 @@ bounds returned here are *safe* in that direction: ``max_curvature``
 over-estimates the largest eigenvalue and ``min_curvature`` under-estimates the
 smallest one (see :func:`estimate_curvature` for exactly what is guaranteed).
 
-Everything runs on device in one compiled program: Hessian-vector products are
-forward-over-reverse (``jax.jvp`` of ``jax.grad``) on the flattened float
-leaves of the parameter pytree, the Lanczos loop is a ``lax.fori_loop`` with
-full reorthogonalisation, and the small tridiagonal eigenproblem is solved with
-``jnp.linalg.eigh``; only ``2 k`` numbers come back to the host.
+Hessian-vector products are forward-over-reverse (``jax.jvp`` of
+``jax.grad``) on the flattened float leaves of the parameter pytree, Lanczos
+uses full reorthogonalisation, and the small tridiagonal eigenproblem is
+solved with ``jnp.linalg.eigh``. On accelerators the whole loop is one
+compiled program; on CPU, where XLA runs convolutions slowly inside compiled
+loops, a Python loop calls one compiled Lanczos step ``k`` times (the basis is
+updated in place), which also lets it stop early on negative curvature.
 """
 
 from __future__ import annotations
@@ -624,23 +626,47 @@ def estimate_curvature(
   reorthogonalisation on the Hessian :math:`H = \nabla^2 f(x)` of
   :math:`f(x) = \texttt{loss\_fn}(x, *args)` with respect to the ``n`` floating
   scalars of ``params``, using one Hessian-vector product (forward-over-reverse)
-  per step. The whole loop is one jit-compiled program.
+  per step, then five more products to check the two extreme Ritz pairs.
 
   With the orthonormal Krylov basis :math:`Q_k` and the tridiagonal
   :math:`T_k = Q_k^\top H Q_k = S \,\mathrm{diag}(\theta)\, S^\top`, the Ritz
   values :math:`\theta_1 \le \dots \le \theta_k` and their residuals
   :math:`r_i = \|H Q_k s_i - \theta_i Q_k s_i\| = |\beta_k s_{k,i}|` give
 
+  For the unit Ritz vectors :math:`y_1 = Q_k s_1` and :math:`y_k = Q_k s_k`
+  one fresh product each gives the Rayleigh quotient :math:`\rho_i = y_i^\top
+  H y_i` and the explicit residual :math:`x_i = \|H y_i - \rho_i y_i\|`, and
+  with a random unit :math:`u` the rounding probe :math:`p_i = \|H y_i - (H(y_i
+  + u) - H u)\|` (zero in exact arithmetic, the product being linear). Then
+
   .. math::
 
-    M &= \theta_k + r_k + \delta + \rho\,|\theta_k| + \lambda_2, \\
-    m &= \max(\theta_1 - r_1 - \delta, \ 0) + \lambda_2
+    \delta &= 4 \max(p_1, p_k) + 10\, \varepsilon \max_j \|H q_j\|, \\
+    M &= \max(\rho_k + x_k,\ \theta_k + r_k) + \delta
+         + \varsigma\,|\theta_k| + \lambda_2, \\
+    m &= \max\big(\min(\rho_1 - x_1,\ \theta_1 - r_1) - \delta, \ 0\big)
+         + \lambda_2
          \quad (\text{then floored at } M / \kappa_{\max} \text{ if given}),
 
-  where :math:`\delta = 10 \sqrt{k}\, \varepsilon \max_j \|H q_j\|` is a
-  rounding allowance (:math:`\varepsilon` the dtype's machine epsilon),
-  :math:`\rho` is ``relative_margin``, :math:`\lambda_2` is
+  where :math:`\varepsilon` is the dtype's machine epsilon,
+  :math:`\varsigma` is ``relative_margin``, :math:`\lambda_2` is
   ``l2_regularization`` and :math:`\kappa_{\max}` is ``max_condition_number``.
+
+  **The rounding allowance δ.** If the computed product is :math:`Hv + e(v)`
+  with :math:`\|e(v)\| \le \sigma`, then :math:`|\lambda - \rho_i| \le
+  x_i + 3\sigma` for some eigenvalue :math:`\lambda` (the error moves
+  :math:`\rho_i` by at most σ and the residual by at most 2σ). The probe
+  measures :math:`e(y) - e(y + u) + e(u)`, of size about :math:`\sqrt 3\,
+  \sigma` when the three errors are unrelated, so :math:`4 p` covers
+  :math:`3\sigma` with a factor of about 2 to spare; the
+  :math:`10\varepsilon\|H\|` term covers the vector operations. This is
+  an estimate, not a proof: rounding that is *linear* in ``v`` (a fixed
+  perturbation of the operator, e.g. weights stored in low precision) is
+  invisible to the probe, and is then part of the Hessian being measured.
+  Because δ is measured, products computed in low precision inside
+  ``loss_fn`` (bfloat16, TF32) widen it, and a bottom that they blur falls
+  back as below; accurate float32 products certify a well-resolved
+  :math:`\lambda_{\min}` down to about :math:`10^{-5}\lambda_{\max}`.
 
   **What is guaranteed.** Ritz values are Rayleigh quotients, so
   :math:`\lambda_{\min}(H) \le \theta_1` and :math:`\theta_k \le
@@ -655,11 +681,22 @@ def estimate_curvature(
   for a dense spectrum), and ``m`` is a true lower bound only when it is
   resolved, i.e. :math:`\theta_1 - r_1 - \delta > 0`. Otherwise:
 
-  * if some :math:`\theta_i \le 0` (a direction of non-positive curvature was
-    *measured*, e.g. a non-convex loss) and no remedy is given, a
-    ``ValueError`` naming :math:`\theta_1` is raised; with
-    ``l2_regularization`` and/or ``max_condition_number`` the floor they define
-    is used and a ``UserWarning`` names the measured value;
+  * if :math:`\min(\theta_1, \rho_1) + \delta < 0`, a Rayleigh quotient
+    proves :math:`\lambda_{\min}(H) < 0` (non-convex loss). No schedule of
+    positive steps is then safe: each step η multiplies those directions by
+    :math:`1 + \eta |\lambda|`, about :math:`\exp(|\lambda| \sum_t
+    \eta_t)` per cycle, and :math:`\sum_t \eta_t \approx T/\sqrt{mM}` for
+    Chebyshev steps on :math:`[m, M]`. Without a remedy a ``ValueError``
+    names the value and suggests a weight decay :math:`\lambda_2` to train
+    with; on CPU the run stops as soon as a block of 8 steps shows it. With
+    ``l2_regularization`` (the weight decay you *train with*) the bounds are
+    those of :math:`H + \lambda_2 I`: it raises if :math:`\lambda_2` does
+    not lift the measured value above 0, else ``m = λ₂`` with a warning
+    (directions with curvature in :math:`[0, m]` converge slowly but do not
+    grow; :math:`\lambda_{\min}(H)` may still lie below the smallest Ritz
+    value if unresolved). ``max_condition_number`` alone only floors ``m``
+    at :math:`M/\kappa_{\max}`: it returns numbers, with a warning, but does
+    *not* make ``fractal_sgd`` safe, since the negative directions still grow;
   * if :math:`\theta_1 > 0` but the bottom is unresolved, ``m`` is
     :math:`\lambda_2` and/or :math:`M/\kappa_{\max}` when given (silently: this
     is what they are for), else ``M·ε`` (safe but pessimistic, κ = 1/ε) with a
@@ -669,7 +706,7 @@ def estimate_curvature(
   smallest measured curvature :math:`\theta_1 + \lambda_2` (a floor that
   contradicts the measurement: those directions converge slowly).
 
-  **Cost.** ``k`` Hessian-vector products (each about two to three gradient
+  **Cost.** ``k + 5`` Hessian-vector products (each about two to three gradient
   evaluations), ``k × n`` floats of memory for the basis, and ``O(k² n)`` flops
   of reorthogonalisation (Gram-Schmidt against the vectors stored so far, in
   blocks of 8; a second pass only when the first one cancels, the DGKS
@@ -680,8 +717,8 @@ def estimate_curvature(
   cannot be certified: enable ``jax_enable_x64`` and pass float64 params if it
   must be.
 
-  Call it outside ``jit`` (it returns Python floats and may warn); one call
-  compiles once per ``(loss_fn, num_iterations, shapes)`` and is reused.
+  Call it outside ``jit`` (it returns Python floats and may warn); it compiles
+  once per ``(loss_fn, k, shapes)`` and the programs are reused.
 
   Args:
     loss_fn: ``loss_fn(params, *args) -> scalar``, differentiable twice.
@@ -689,14 +726,14 @@ def estimate_curvature(
       their promoted dtype, at least float32); other leaves are held fixed.
     *args: further arguments of ``loss_fn`` (arrays or pytrees of arrays, e.g.
       a batch). Bind non-array configuration with ``functools.partial``.
-    num_iterations: Lanczos steps ``k ≥ 2`` (static); one Hessian-vector
-      product each, and memory for ``k × n`` basis vectors.
+    num_iterations: Lanczos steps ``k ≥ 2`` (capped at ``n``); one
+      Hessian-vector product each, and memory for ``k × n`` basis vectors.
     key: a JAX PRNG key for the random start vector; default
       ``jax.random.key(0)`` (reproducible).
-    relative_margin: ρ ≥ 0 added to ``M`` as ``ρ·|θ_k|`` (default 1%).
-    max_condition_number: κ_max > 1: floor ``m`` at ``M / κ_max``. The usual
-      remedy for non-convex losses and for ill-conditioned problems whose
-      smallest eigenvalue is not resolved.
+    relative_margin: ς ≥ 0 added to ``M`` as ``ς·|θ_k|`` (default 1%).
+    max_condition_number: κ_max > 1: floor ``m`` at ``M / κ_max``. The
+      remedy for ill-conditioned problems whose smallest eigenvalue is not
+      resolved; on a non-convex loss it gives numbers but no safety (above).
     l2_regularization: λ₂ ≥ 0, the strength of a penalty ``½ λ₂ ‖x‖²`` that
       training adds *outside* ``loss_fn`` (e.g. ``optax.add_decayed_weights``):
       the bounds are those of :math:`H + \lambda_2 I`, with negative measured
@@ -707,12 +744,13 @@ def estimate_curvature(
     max_curvature)``.
 
   Raises:
-    ValueError: on a non-scalar loss, ``num_iterations < 2``, params without
-      floating leaves, a bad remedy value, or measured non-positive curvature
-      without a remedy.
-    TypeError: on a non-callable ``loss_fn`` or a non-integer
-      ``num_iterations``.
-    FloatingPointError: if the Hessian-vector products are not finite.
+    ValueError: on a non-scalar loss, ``num_iterations`` outside
+      ``[2, 2**31 − 1]``, params without floating scalars or with NaN/inf, a
+      loss or Hessian-vector products that are not finite, a bad remedy
+      value, or measured negative curvature that no ``l2_regularization``
+      lifts above 0.
+    TypeError: on a non-callable ``loss_fn``, a non-integer
+      ``num_iterations``, complex params, or a key that is not one PRNG key.
 
   Example:
     >>> import jax.numpy as jnp
@@ -907,7 +945,8 @@ def estimate_max_curvature(
 
     M = \theta + r + \delta + \rho\,|\theta|,
 
-  with δ and ρ as in :func:`estimate_curvature`. ``M ≥ λ_max`` when the
+  with :math:`\delta = 10\sqrt{k}\,\varepsilon \max_j \|H v_j\|` and ρ
+  ``relative_margin``. ``M ≥ λ_max`` when the
   iteration has converged to the top eigenvector (an eigenvalue lies within
   ``r`` of θ); power iteration follows the largest ``|λ|``, so a strongly
   non-convex Hessian (dominant negative curvature) raises a ``ValueError``.
