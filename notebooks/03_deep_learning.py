@@ -220,7 +220,7 @@ def f_star(num_steps=40 if QUICK else 1000):
   return float(f(p))
 
 
-f_low = f_star()
+f_lbfgs = f_star()
 sk = math.sqrt(M / m)
 runs = {
     "optax.sgd(1/M)": optax.sgd(1 / M),
@@ -234,6 +234,7 @@ runs = {
 }
 results = {name: train(optax.chain(optax.add_decayed_weights(L2), tx),
                        LOGREG_NUM_STEPS) for name, tx in runs.items()}
+f_low = min(f_lbfgs, *(values.min() for values, _ in results.values()))
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
 rows = []
@@ -254,7 +255,8 @@ ax.set_title(f"Full-batch logistic regression, {LOGREG_NUM_TRAIN} digits, "
              f"λ = {L2:g}, κ ≈ {M / m:.0f}")
 ax.legend(fontsize=8)
 fig.tight_layout()
-display(Markdown(f"f* = {f_low:.8g} (L-BFGS):\n\n" + markdown_table(
+display(Markdown(f"f* = {f_low:.8g} (the lowest of L-BFGS's {f_lbfgs:.8g} "
+                 "and every value seen):\n\n" + markdown_table(
     rows, list(rows[0]))))
 
 # %% [markdown]
@@ -334,7 +336,7 @@ try:
   nnx.split(model, nnx.Param)
 except ValueError as e:
   print("nnx.split(model, nnx.Param) raises ValueError:",
-        str(e).splitlines()[0])
+        str(e).split(":")[0])
 graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # rest: BatchStat
 print("rest holds", sorted({type(v).__name__ for v in jax.tree.leaves(
     rest, is_leaf=lambda v: isinstance(v, nnx.Variable))}))
@@ -472,6 +474,13 @@ print("by test accuracy: " + ", ".join(
     f"{r['run']} ({r['test accuracy']:.3f})" for r in ranked))
 diverged = [r["run"] for r in rows if not np.isfinite(r["test accuracy"])]
 print("diverged: " + (", ".join(diverged) if diverged else "none"))
+accuracy = {r["run"]: r["test accuracy"] for r in rows}
+print("momentum 0.9 with the base rate undivided: "
+      f"{accuracy['fractal, base η*, momentum 0.9']:.3f}; divided by "
+      f"1/(1−β): {accuracy['fractal, base (1−β)η*, momentum 0.9']:.3f}; "
+      f"no momentum: {accuracy['fractal, base η*']:.3f} (base η*), "
+      f"{accuracy['fractal, base η*/√κ']:.3f} (base η*/√κ); best constant "
+      f"rate: {accuracy['constant η*']:.3f}")
 
 # %% [markdown]
 # **Takeaways.** In a training loop the schedule is one line:
@@ -480,7 +489,11 @@ print("diverged: " + (", ".join(diverged) if diverged else "none"))
 # plain `optax.sgd`. Remember that a cycle's mean multiplier is about
 # $\sqrt\kappa$ (3.16 for κ = 10), so the base rate sets the *smallest*
 # step, not the average one. Keep the fractal cycle out of momentum, or
-# divide the base rate by $1/(1-\beta)$: the table above says which of the
-# runs worked on this network. For models with BatchNorm, split with
+# divide the base rate by $1/(1-\beta)$. In the committed run (one seed,
+# 480 steps) the old recipe, base η* with momentum 0.9, fails to train
+# (28% test accuracy); dividing its base by 10, or dropping momentum, trains
+# to within 1.5 points of the best constant rate's test accuracy, and not
+# beyond it: on this small network the fractal multipliers are a safe
+# choice, not a faster one. For models with BatchNorm, split with
 # `nnx.split(model, nnx.Param, ...)` and merge with `copy=True`, or let
 # `nnx.Optimizer(model, tx, wrt=nnx.Param)` handle it.
