@@ -36,6 +36,13 @@ def _read(path):
     return f.read()
 
 
+def _run_full(tmp, args):
+  """Runs ``args`` into ``tmp/full``; returns it and ``tmp/cut``."""
+  full = os.path.join(tmp, "full")
+  logreg_main.main([*args, "--workdir", full])
+  return full, os.path.join(tmp, "cut")
+
+
 class OneStepTest(chex.TestCase):
 
   def test_one_gd_step_matches_closed_form(self):
@@ -155,8 +162,7 @@ class QuickRunTest(absltest.TestCase):
     args = ["--quick", "--set", "num_steps=40", "constant_grid=1",
             "checkpoint_every=20", "eval_every=20"]
     with tempfile.TemporaryDirectory() as tmp:
-      full, cut = os.path.join(tmp, "full"), os.path.join(tmp, "cut")
-      logreg_main.main([*args, "--workdir", full])
+      full, cut = _run_full(tmp, args)
       make_chunk_fn, calls, fail_at = train.make_chunk_fn, [], [4]
 
       def failing(problem, method):
@@ -191,8 +197,7 @@ class QuickRunTest(absltest.TestCase):
     args = ["--quick", "--set", "mode=sweep", "sweep_l2=0.1,0.03",
             "sweep_cycles=4", "sweep_steps=40"]
     with tempfile.TemporaryDirectory() as tmp:
-      full, cut = os.path.join(tmp, "full"), os.path.join(tmp, "cut")
-      logreg_main.main([*args, "--workdir", full])
+      full, cut = _run_full(tmp, args)
       summary = json.loads(_read(os.path.join(full, sweep.SWEEP_FILE)))
       row = summary["rows"][0]
       self.assertEqual(row["l2"], 0.1)

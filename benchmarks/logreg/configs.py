@@ -19,39 +19,31 @@ MAX_CURVATURE_CHOICES = ("estimate", "global")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Configuration of one comparison (``mode="compare"``) or a sweep.
+  """One comparison (``mode="compare"``) or a sweep (``mode="sweep"``).
 
   Attributes:
-    mode: ``"compare"`` (every method at ``l2``, per-step metrics, Figure 5)
-      or ``"sweep"`` (steps to epsilon over ``sweep_l2`` x ``sweep_cycles``).
-    dataset: ``benchmarks.input_pipeline`` name (``mnist5k`` is embedded).
-    data_dir: directory of the dataset's files (None: the default).
-    num_train: training examples kept (0: all).
-    num_test: test examples kept (0: all).
-    l2: L2 strength lambda; f = mean cross-entropy + l2/2 |theta|^2, m = l2.
-    num_steps: full-batch steps per method.
-    epsilon: target relative suboptimality (f - f*) / (f_0 - f*).
-    constant_grid: constant steps tried, as multiples of 1/M (M the
-      estimate, whatever ``max_curvature`` is).
-    max_curvature: the M of the fractal schedules and momentum methods:
-      ``"estimate"`` (``estimate_curvature`` at the start and at the
-      optimum, the larger) or ``"global"`` (lambda + lambda_max(X~^T X~/n)/2,
-      valid at every point).
-    bound_cycle: cycle length of ``fractal`` (0: the smallest T whose
-      Chebyshev bound squared is <= epsilon).
-    short_cycle: cycle length of ``fractal_short`` (0: the power of two
-      nearest sqrt(kappa) / 2).
-    curvature_iterations: Lanczos iterations of ``estimate_curvature``.
-    lbfgs_steps: L-BFGS iterations for the reference optimum f*.
-    checkpoint_every: checkpoint period in steps (0: only at the end).
-    eval_every: accuracy evaluation period in steps (keep it and
-      ``checkpoint_every`` multiples of one another: one compile per chunk
-      length).
-    seed: PRNG seed (curvature estimation).
-    progress: show progress bars.
-    sweep_l2: lambdas of the sweep.
-    sweep_cycles: fractal cycle lengths of the sweep.
-    sweep_steps: steps per run in the sweep.
+    mode: ``compare`` (every method at ``l2``, per-step metrics, Figure 5)
+      or ``sweep`` (steps to epsilon over ``sweep_l2`` x ``sweep_cycles``).
+    dataset, data_dir: ``input_pipeline`` name (``mnist5k`` is embedded) and
+      directory (None: the default); ``num_train``, ``num_test``: examples
+      kept (0: all).
+    l2: lambda in f = mean cross-entropy + l2/2 |theta|^2; m = l2.
+    num_steps: full-batch steps per method; ``epsilon``: the target
+      (f - f*) / (f_0 - f*).
+    constant_grid: constant steps, as multiples of 1/M (M the estimate).
+    max_curvature: the M of the schedules and momentum methods: ``estimate``
+      (``estimate_curvature`` at the start and the optimum, the larger) or
+      ``global`` (lambda + lambda_max(X~^T X~/n)/2, valid everywhere).
+    bound_cycle: T of ``fractal`` (0: the smallest T with Chebyshev bound
+      squared <= epsilon); ``short_cycle``: T of ``fractal_short`` (0: the
+      power of two nearest sqrt(kappa) / 2).
+    curvature_iterations, lbfgs_steps: Lanczos iterations for M, L-BFGS
+      iterations for f*.
+    checkpoint_every, eval_every: periods in steps (0: only at the end); keep
+      them multiples of one another (one compile per chunk length).
+    seed: PRNG seed (curvature estimation); ``progress``: progress bars.
+    sweep_l2, sweep_cycles, sweep_steps: the sweep's lambdas, cycle lengths
+      and steps per run.
   """
 
   mode: str = "compare"

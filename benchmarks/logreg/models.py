@@ -29,11 +29,8 @@ Data = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
 
 
 class LogisticRegression(nnx.Module):
-  """Linear logits ``x W + b`` over flattened inputs, zero-initialised.
-
-  Zero initialisation makes every run start from the same point
-  (f_0 = log(num_classes)), so methods are compared from equal footing.
-  """
+  """Logits ``x W + b`` of flattened inputs, zero-initialised (so every
+  method starts from f_0 = log(num_classes))."""
 
   def __init__(self, num_features: int, num_classes: int):
     self.linear = nnx.Linear(
@@ -83,15 +80,9 @@ def _jitted_metrics(graphdef: Any) -> Callable[..., dict[str, jax.Array]]:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-  """Data and model of one regularised logistic regression.
-
-  Attributes:
-    graphdef: the model's static graph (``nnx.split``).
-    params: initial parameters (all zero).
-    data: ``(x_train, y_train, x_test, y_test)``, pixels scaled to [0, 1].
-    l2: the L2 strength lambda.
-    dataset: dataset name.
-  """
+  """One regularised problem: the model's ``graphdef`` and initial (zero)
+  ``params``, ``data = (x_train, y_train, x_test, y_test)`` (pixels in
+  [0, 1]), ``l2`` (lambda) and the ``dataset`` name."""
 
   graphdef: Any
   params: Any

@@ -53,7 +53,6 @@ DIVERGED = 1.0
 NOISE_FLOOR = 1e-6
 
 
-
 def load_data(config: Config) -> input_pipeline.Dataset:
   """The configured dataset, cut to ``num_train`` / ``num_test``."""
   ds = input_pipeline.load_dataset(config.dataset, config.data_dir)
@@ -98,11 +97,8 @@ def _lbfgs_solver(graphdef: Any, num_steps: int, tol: float
 
 def reference_optimum(problem: models.Problem, num_steps: int,
                       tol: float = 1e-7) -> tuple[Any, float, float, int]:
-  """``optax.lbfgs`` until ``num_steps``, ``|grad| <= tol`` or a stall.
-
-  Returns:
-    ``(params, value, grad_norm, iterations)`` of the best finite iterate.
-  """
+  """``(params, value, grad_norm, iterations)`` of the best finite iterate of
+  ``optax.lbfgs``, run until ``num_steps``, ``|grad| <= tol`` or a stall."""
   solve = _lbfgs_solver(problem.graphdef, int(num_steps), float(tol))
   (params, value, gnorm), it = solve(problem.params, problem.data,
                                      jnp.float32(problem.l2))
@@ -129,13 +125,10 @@ def global_max_curvature(problem: models.Problem) -> float:
 
 def curvature(problem: models.Problem, params_star: Any, iterations: int,
               seed: int, choice: str = "estimate") -> dict[str, float]:
-  """m = lambda; M estimated (start and optimum) or the global bound.
-
-  Returns:
-    ``min_curvature``, ``max_curvature`` (the M of the schedules and
-    momentum methods), ``max_curvature_estimate`` (the M of the constant
-    grid, whatever ``choice`` is), the individual estimates and ``kappa``.
-  """
+  """m = lambda; ``max_curvature`` (the M of the schedules and momentum
+  methods) is the estimate (start and optimum) or the global bound, by
+  ``choice``; ``max_curvature_estimate`` (the M of the constant grid) is the
+  estimate either way."""
   config_lib.one_of("max_curvature", choice, configs.MAX_CURVATURE_CHOICES)
   estimate = functools.partial(
       fractal_optax.estimate_curvature, problem.fns.data_loss,
@@ -169,12 +162,8 @@ def short_cycle_length(kappa: float) -> int:
 
 def setup(config: Config, dataset: input_pipeline.Dataset, l2: float,
           store: resume.Store) -> tuple[models.Problem, dict[str, Any]]:
-  """The problem at ``l2`` and its numbers, a stored unit ``setup,l2=...``.
-
-  Returns:
-    ``(problem, numbers)``, numbers with ``f0``, ``lbfgs``, ``curvature``,
-    ``bound_cycle``, ``short_cycle`` and ``bound``.
-  """
+  """``(problem, numbers)`` at ``l2``; the numbers (f0, L-BFGS f*, curvature,
+  cycle lengths, bound) are the stored unit ``setup,l2=<l2>``."""
   problem = models.build_problem(dataset, l2)
 
   def compute():
@@ -194,8 +183,6 @@ def setup(config: Config, dataset: input_pipeline.Dataset, l2: float,
             "bound": fractal_optax.chebyshev_error_bound(bound_cycle, m, M)}
 
   return problem, store.compute(f"setup,l2={l2:g}", compute)
-
-
 
 
 class Method(NamedTuple):
@@ -282,8 +269,6 @@ def make_chunk_fn(problem: models.Problem, method: Method
   return chunk_fn
 
 
-
-
 def steps_to(relative: np.ndarray, epsilon: float) -> int | None:
   """First index with ``relative <= epsilon`` (None if never)."""
   hit = np.nonzero(relative <= epsilon)[0]
@@ -292,21 +277,14 @@ def steps_to(relative: np.ndarray, epsilon: float) -> int | None:
 
 def analyse(losses: np.ndarray, f_star: float, epsilon: float
             ) -> dict[str, Any]:
-  """Steps to epsilon and the loss-increase statistics of one loss curve.
+  """Statistics of a loss curve ``f_0 ... f_N`` (f_t after t updates).
 
-  Args:
-    losses: ``f_t`` for ``t = 0 ... N`` (the iterate after ``t`` updates).
-    f_star: the reference optimum.
-    epsilon: target relative suboptimality.
-
-  Returns:
-    ``steps_to_epsilon`` (first hit), ``steps_to_epsilon_stay`` (from then
-    on always below), final/min relative suboptimality, ``diverged``, and
-    over the descent phase (steps ``1 ... steps_to_epsilon``, or all;
-    afterwards float rounding makes increases meaningless) the fraction of
-    loss-increasing steps, the largest factor by which one step multiplied
-    ``f - f*`` and the largest ``f_t / f_{t-1}``; plus the fraction of
-    loss-increasing steps up to the first ``r_t <= NOISE_FLOOR``.
+  ``steps_to_epsilon`` (first hit), ``steps_to_epsilon_stay`` (always below
+  from then on), final/min relative gap, ``diverged``; over the descent phase
+  (steps 1 ... steps_to_epsilon, or all; later, float rounding dominates) the
+  fraction of loss-increasing steps, the largest factor by which a step
+  multiplied f - f* and the largest f_t / f_{t-1}; and the fraction of
+  loss-increasing steps up to the first gap <= ``NOISE_FLOOR``.
   """
   losses = np.asarray(losses, dtype=np.float64)
   relative = (losses - f_star) / (losses[0] - f_star)
@@ -429,17 +407,10 @@ def summarise(config: Config, problem: models.Problem,
   }
 
 
-
-
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
-  """Runs (or resumes) every method; writes the files under ``workdir``.
-
-  Files: ``runs/<method>/metrics.jsonl`` (and ``checkpoints/``),
-  ``summary.json`` (last), ``results.md``, ``figure5.png``.
-
-  Returns:
-    The summary dict (also in ``summary.json``).
-  """
+  """Runs (or resumes) every method; returns the summary. Writes
+  ``runs/<method>/metrics.jsonl`` (and ``checkpoints/``), ``results.md``,
+  ``figure5.png`` and, last, ``summary.json``."""
   if config.mode != "compare":
     raise ValueError("train_and_evaluate runs mode='compare' (the sweep is "
                      f"benchmarks.logreg.sweep.run_sweep), got {config.mode=}.")
@@ -465,8 +436,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
   summary["seconds"] = time.perf_counter() - start  # This invocation only.
   markdown = report.results_markdown(summary)
   files.write_text(os.path.join(workdir, "results.md"), markdown)
-  report.plot_figure5(os.path.join(workdir, "figure5.png"), summary,
-                      records)
+  report.plot_figure5(os.path.join(workdir, "figure5.png"), summary, records)
   files.write_summary(workdir, summary)
   store.clear()
   print(markdown + f"\nWritten to {workdir}/ (summary.json, results.md, "
