@@ -1,24 +1,12 @@
 r"""The baseline optimisers, each an optax transformation built from (m, M).
 
-On a quadratic whose Hessian spectrum lies in ``[m, M]`` (``κ = M/m``):
-
-* :func:`constant`: ``optax.sgd(c/M)``, or the best constant step
-  ``2/(M + m)`` (contraction ``(κ − 1)/(κ + 1)`` per step) when ``c`` is
-  None; :func:`gd` is the textbook ``1/M``.
-* :func:`heavy_ball`: Polyak's optimal constants, ``optax.sgd(α,
-  momentum=β)`` with ``α = 4/(√M + √m)²``, ``β = ((√κ − 1)/(√κ + 1))²``.
-* :func:`nesterov`: the strongly convex constants, ``optax.sgd(1/M,
-  momentum=(√κ − 1)/(√κ + 1), nesterov=True)`` (optax's form of Nesterov's
-  method is the Sutskever et al. reparametrisation).
-* :func:`silver`: the silver step-size schedule of Altschuler & Parrilo
-  (2023), strongly convex version, its saturated block repeated.
-* :func:`fractal`: ``fractal_optax.fractal_sgd(T, m, M)``.
-* :func:`steps`: ``optax.sgd`` through a given array of step sizes once
-  (e.g. the Chebyshev steps in another order), zero afterwards.
-
-``m`` and ``M`` may be traced JAX scalars, so one compiled program serves
-every κ. :func:`filtered_power_of_two_order` is the order of the PyTorch
-implementation, the baseline of ``fractal_optax.fractal_order``.
+For a Hessian spectrum in ``[m, M]`` (``κ = M/m``): :func:`constant` (the
+best constant step ``2/(M + m)``, or ``c/M``), :func:`gd` (``1/M``),
+:func:`heavy_ball` (Polyak: ``α = 4/(√M + √m)²``, ``β = ((√κ − 1)/(√κ +
+1))²``), :func:`nesterov` (``1/M``, ``β = (√κ − 1)/(√κ + 1)``, optax's
+Sutskever form), :func:`silver` (Altschuler & Parrilo's schedule),
+:func:`fractal` (the library) and :func:`steps` (a given step array once).
+``m`` and ``M`` may be traced, so one compiled program serves every κ.
 
 Example:
   >>> import jax.numpy as jnp
@@ -96,11 +84,7 @@ def fractal(num_steps: int, m: Scalar, M: Scalar, *, cycle: bool = True
 
 
 def steps(step_sizes: jax.typing.ArrayLike) -> optax.GradientTransformation:
-  """``optax.sgd`` taking ``step_sizes[t]`` at update ``t``, then zeros.
-
-  ``step_sizes`` may be traced (one compile per length), e.g. the Chebyshev
-  steps of ``fractal_optax.chebyshev_step_sizes`` in any order.
-  """
+  """``optax.sgd`` taking ``step_sizes[t]`` (may be traced) at update ``t``."""
 
   def schedule(count: jax.Array) -> jax.Array:
     table = jnp.asarray(step_sizes)
@@ -111,12 +95,7 @@ def steps(step_sizes: jax.typing.ArrayLike) -> optax.GradientTransformation:
 
 
 def silver_num_doublings(m: Scalar, M: Scalar) -> Scalar:
-  r"""``k*`` with ``2**k*`` the silver schedule's saturation horizon ``n*``.
-
-  :math:`n^* = 2^{\lfloor \log_\rho(\kappa/3) \rfloor}`, ``ρ = 1 + √2``
-  (Altschuler & Parrilo, Part I); ``κ <= 3`` gives 0. Python floats give an
-  int, traced scalars an int32 array.
-  """
+  """The silver horizon exponent ``k = max(0, ⌊log_ρ(κ/3)⌋)``, ρ = 1 + √2."""
   if _concrete(m, M):
     kappa = M / m
     return 0 if kappa <= 3.0 else math.floor(math.log(kappa / 3.0,
@@ -130,8 +109,8 @@ def silver_num_doublings(m: Scalar, M: Scalar) -> Scalar:
 def silver_step_sizes(m: float, M: float, num_doublings: int) -> np.ndarray:
   r"""The ``2**k`` steps of the strongly convex silver schedule, in float64.
 
-  Altschuler & Parrilo (2023, Part I), in units of ``1/M``: with
-  :math:`\psi(t) = (1 + \kappa t)/(1 + t)` and :math:`y_1 = z_1 = 1/\kappa`,
+  In units of ``1/M``, with :math:`\psi(t) = (1 + \kappa t)/(1 + t)` and
+  :math:`y_1 = z_1 = 1/\kappa`,
 
   .. math::
 
@@ -143,20 +122,15 @@ def silver_step_sizes(m: float, M: float, num_doublings: int) -> np.ndarray:
   and :math:`h^{(1)} = [b_1]`, :math:`h^{(2n)} = [\tilde h^{(n)}, a_{j+1},
   \tilde h^{(n)}, b_{j+1}]` (:math:`n = 2^{j-1}`, :math:`\tilde h` without
   its last step). So step ``i = 1 … 2^k − 1`` is :math:`a_{\nu(i) + 2}`
-  (:math:`\nu` the 2-adic valuation) and the last is :math:`b_{k+1}`. One
-  block contracts the error of any smooth strongly convex function by
-  :math:`|1 - z_{k+1}|/(1 + z_{k+1})` while :math:`z_{k+1} < 1`; ``k = 0`` is
-  ``[2/(M + m)]``. Returns :math:`h_i / M`.
+  (:math:`\nu` the 2-adic valuation) and the last is :math:`b_{k+1}`;
+  ``k = 0`` is ``[2/(M + m)]``. Returns :math:`h_i / M`.
 
   Example:
     >>> silver_step_sizes(1.0, 10.0, 0).round(4).tolist()  # 2/(M + m)
     [0.1818]
 
   References:
-    Altschuler & Parrilo, `Acceleration by Stepsize Hedging I: Multi-Step
-    Descent and the Silver Stepsize Schedule
-    <https://arxiv.org/abs/2309.07879>`_, 2023 (recursion as in PEPit's
-    ``wc_gradient_descent_silver_stepsize_strongly_convex``).
+    Altschuler & Parrilo, https://arxiv.org/abs/2309.07879 (as in PEPit).
   """
   if not isinstance(num_doublings, int) or num_doublings < 0:
     raise ValueError(
@@ -177,17 +151,11 @@ def silver_step_sizes(m: float, M: float, num_doublings: int) -> np.ndarray:
 
 def silver_schedule(m: Scalar, M: Scalar, *,
                     num_doublings: Scalar | None = None) -> optax.Schedule:
-  r"""The silver schedule, its block of ``2**k`` steps repeated.
+  r"""The block of :func:`silver_step_sizes` repeated, computed in ``jnp``.
 
-  ``schedule(c) = h_{c mod 2^k} / M`` with the block ``h`` of
-  :func:`silver_step_sizes`, computed with ``jnp`` from (possibly traced)
-  ``m``, ``M`` and ``k`` (default: the saturation exponent
-  :func:`silver_num_doublings`): step ``i = (c mod 2^k) + 1`` is
-  :math:`a_{\nu(i)+2}`, or :math:`b_{k+1}` when ``i = 2^k``. Repeating the
-  saturated block is what the paper prescribes past the horizon (rate
-  :math:`\kappa^{-\log_\rho 2} \approx \kappa^{-0.7864}` per step, between
-  GD's ``1/κ`` and the accelerated ``1/√κ``). Python floats ``m``, ``M``,
-  ``k`` give a precomputed table instead.
+  ``m``, ``M`` and ``k`` (default :func:`silver_num_doublings`) may be
+  traced; Python numbers give a precomputed table. Past the horizon the
+  paper repeats the saturated block (rate :math:`\kappa^{-0.7864}` a step).
 
   Example:
     >>> import jax.numpy as jnp
@@ -238,9 +206,7 @@ BASELINES: dict[str, Callable[[Scalar, Scalar],
 
 
 def filtered_power_of_two_order(num_steps: int) -> np.ndarray:
-  """The PyTorch implementation's order: the next power of two's order, ≥ T dropped.
-
-  Equals ``fractal_order(T)`` when ``T`` is a power of two.
+  """The PyTorch implementation's order: the next power of two's, ≥ T dropped.
 
   Example:
     >>> filtered_power_of_two_order(6).tolist()

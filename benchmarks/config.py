@@ -1,8 +1,8 @@
 """Experiment configs: typed ``key=value`` overrides and argument checks.
 
 A config is a frozen dataclass whose ``__post_init__`` checks its fields with
-the helpers below, so a bad preset or ``--set`` fails when it is built, with
-a message that names the key and the value:
+the helpers below (tuples element-wise), so a bad preset or ``--set`` fails
+when it is built, with a message that names the key and the value:
 
 >>> import dataclasses
 >>> @dataclasses.dataclass(frozen=True)
@@ -23,46 +23,40 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Collection, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from benchmarks import files
 
-ConfigT = TypeVar("ConfigT")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
-# ---------------------------------------------------------------------------
-# Checks (call them from a config's __post_init__).
-# ---------------------------------------------------------------------------
+
+def _check(name: str, value: Any, ok: Callable[[Any], bool],
+           what: str) -> None:
+  for v in value if isinstance(value, (tuple, list)) else (value,):
+    if not ok(v):
+      raise ValueError(f"{name} must be {what}, got {name}={value!r}.")
 
 
 def positive(name: str, value: Any) -> None:
-  """``value > 0`` (every element if a tuple)."""
-  for v in value if isinstance(value, (tuple, list)) else (value,):
-    if not v > 0:
-      raise ValueError(f"{name} must be > 0, got {name}={value!r}.")
+  """``value > 0``."""
+  _check(name, value, lambda v: v > 0, "> 0")
 
 
 def non_negative(name: str, value: Any) -> None:
-  """``value >= 0`` (every element if a tuple)."""
-  for v in value if isinstance(value, (tuple, list)) else (value,):
-    if not v >= 0:
-      raise ValueError(f"{name} must be >= 0, got {name}={value!r}.")
+  """``value >= 0``."""
+  _check(name, value, lambda v: v >= 0, ">= 0")
 
 
 def one_of(name: str, value: Any, choices: Collection[Any]) -> None:
-  """``value in choices`` (every element if a tuple)."""
-  for v in value if isinstance(value, (tuple, list)) else (value,):
-    if v not in choices:
-      raise ValueError(f"{name} must be one of {sorted(choices)}, got "
-                       f"{name}={value!r}.")
+  """``value in choices``."""
+  _check(name, value, lambda v: v in choices, f"one of {sorted(choices)}")
 
 
 def non_empty(name: str, value: Any) -> None:
   """A tuple with at least one element."""
-  if not value:
-    raise ValueError(f"{name} must not be empty, got {name}={value!r}.")
+  require(bool(value), f"{name} must not be empty, got {name}={value!r}.")
 
 
 def require(condition: bool, message: str) -> None:
@@ -71,13 +65,8 @@ def require(condition: bool, message: str) -> None:
     raise ValueError(message)
 
 
-# ---------------------------------------------------------------------------
-# Overrides.
-# ---------------------------------------------------------------------------
-
-
 def _parse_scalar(key: str, text: str, like: Any) -> Any:
-  """Parses ``text`` as the type of ``like`` (literal guess when None)."""
+  """Parses ``text`` as the type of ``like`` (a literal guess when None)."""
   text = text.strip()
   if like is None:
     if text.lower() in ("none", "null", ""):
@@ -87,22 +76,17 @@ def _parse_scalar(key: str, text: str, like: Any) -> Any:
         return kind(text)
     return text
   if isinstance(like, bool):
-    if text.lower() in _TRUE + _FALSE:
-      return text.lower() in _TRUE
-    raise ValueError(f"--set {key}: expected a boolean, got {text!r}.")
-  if isinstance(like, int):
+    require(text.lower() in _TRUE + _FALSE,
+            f"--set {key}: expected a boolean, got {text!r}.")
+    return text.lower() in _TRUE
+  if isinstance(like, (int, float)):
+    kind = "an integer" if isinstance(like, int) else "a number"
     with contextlib.suppress(ValueError):
-      return int(text)
+      return int(text) if isinstance(like, int) else float(text)
     with contextlib.suppress(ValueError):
-      if float(text).is_integer():
+      if isinstance(like, int) and float(text).is_integer():
         return int(float(text))
-    raise ValueError(f"--set {key}: expected an integer, got {text!r}.")
-  if isinstance(like, float):
-    try:
-      return float(text)
-    except ValueError:
-      raise ValueError(
-          f"--set {key}: expected a number, got {text!r}.") from None
+    raise ValueError(f"--set {key}: expected {kind}, got {text!r}.")
   if isinstance(like, str):
     return text
   raise TypeError(f"--set {key}: cannot parse a value for a field of type "
@@ -110,11 +94,10 @@ def _parse_scalar(key: str, text: str, like: Any) -> Any:
 
 
 def parse_value(key: str, text: str, default: Any) -> Any:
-  """Parses the override ``text`` of field ``key``, typed by its ``default``.
+  """Parses ``text`` for field ``key`` as the type of its ``default``.
 
-  Tuples/lists are comma-separated and typed by their first element
-  (``"1e-2,3e-3"``); ``None`` defaults accept ``none``, an int, a float or a
-  string; booleans accept true/false/yes/no/on/off/1/0.
+  Tuples are comma-separated; ``None`` defaults accept ``none``, a number or
+  a string; booleans true/false/yes/no/on/off/1/0.
   """
   if isinstance(default, (tuple, list)):
     like = default[0] if default else None
@@ -123,19 +106,11 @@ def parse_value(key: str, text: str, default: Any) -> Any:
   return _parse_scalar(key, text, default)
 
 
-def apply_overrides(config: ConfigT, overrides: Iterable[str]) -> ConfigT:
-  """``config`` with ``"key=value"`` overrides applied, typed and checked.
+def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
+  """``config`` with ``"key=value"`` overrides (``-`` in a key reads as ``_``).
 
-  Args:
-    config: a frozen dataclass instance.
-    overrides: strings ``"key=value"`` (``-`` in a key reads as ``_``).
-
-  Returns:
-    A new config (``dataclasses.replace``, so ``__post_init__`` checks it).
-
-  Raises:
-    ValueError: malformed override, unknown key, a value of the wrong type,
-      or a value the config's checks refuse.
+  Raises ``ValueError`` for a malformed override, an unknown key, a value of
+  the wrong type, or one the config's ``__post_init__`` refuses.
   """
   if not dataclasses.is_dataclass(config) or isinstance(config, type):
     raise TypeError(f"config must be a dataclass instance, got {config=}.")
@@ -144,11 +119,10 @@ def apply_overrides(config: ConfigT, overrides: Iterable[str]) -> ConfigT:
   for item in overrides:
     key, sep, text = item.partition("=")
     key = key.strip().replace("-", "_")
-    if not sep or not key:
-      raise ValueError(f"Overrides must look like key=value, got {item!r}.")
-    if key not in names:
-      raise ValueError(f"Unknown config key {key!r} in {item!r}; valid keys: "
-                       f"{', '.join(sorted(names))}.")
+    require(bool(sep and key),
+            f"Overrides must look like key=value, got {item!r}.")
+    require(key in names, f"Unknown config key {key!r} in {item!r}; valid "
+            f"keys: {', '.join(sorted(names))}.")
     changes[key] = parse_value(key, text, getattr(config, key))
   return dataclasses.replace(config, **changes)
 

@@ -1,10 +1,9 @@
 """Result files: atomic writes, JSON, and the environment record.
 
-An interrupted benchmark never leaves a half-written result: every writer
-writes a temporary file in the destination folder and renames it into place
-(``os.replace`` is atomic), so a reader sees the old file or the new one.
-On several hosts (``jax.process_count() > 1``) only process 0 writes; the
-others write to a sink, so a shared file system sees one writer.
+Every writer writes a temporary file next to its destination and renames it
+into place, so an interrupted run leaves the old file or the new one, never
+half of one. On several hosts only process 0 writes; the others write to a
+sink.
 """
 
 from __future__ import annotations
@@ -34,10 +33,7 @@ def is_lead_process() -> bool:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-  """A temporary file that replaces ``path`` only if the block succeeds.
-
-  On processes other than the lead one, yields an in-memory sink instead.
-  """
+  """A temporary file that replaces ``path`` only if the block succeeds."""
   if not is_lead_process():
     yield io.BytesIO() if "b" in mode else io.StringIO()
     return
@@ -66,15 +62,9 @@ def to_jsonable(obj: Any) -> Any:
   if isinstance(obj, (list, tuple)):
     return [to_jsonable(v) for v in obj]
   if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):
-    arr = np.asarray(obj)
-    if arr.ndim == 0:
-      return to_jsonable(arr.item())
-    return [to_jsonable(v) for v in arr.tolist()]
+    return to_jsonable(np.asarray(obj).tolist())
   if isinstance(obj, float) and not math.isfinite(obj):
-    # JSON has no inf/nan; keep them explicit rather than silently dropped.
     return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-  if isinstance(obj, (np.floating, np.integer, np.bool_)):
-    return to_jsonable(obj.item())
   return obj
 
 
@@ -94,6 +84,12 @@ def dumps(data: Any) -> str:
   return json.dumps(to_jsonable(data), indent=2) + "\n"
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` atomically."""
+  with atomic_open(path) as f:
+    f.write(text)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
   """Writes ``data`` as indented JSON, atomically."""
   write_text(path, dumps(data))
@@ -105,15 +101,9 @@ def read_json(path: str | os.PathLike) -> Any:
     return from_jsonable(json.load(f))
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-  """Writes ``text`` atomically."""
-  with atomic_open(path) as f:
-    f.write(text)
-
-
 def write_summary(workdir: str | os.PathLike, summary: Mapping[str, Any],
                   name: str = SUMMARY_FILE) -> str:
-  """Writes ``workdir/name`` atomically, at the end of a run; its path."""
+  """Writes ``workdir/name`` at the end of a run; returns its path."""
   path = os.path.join(os.fspath(workdir), name)
   write_json(path, dict(summary))
   return path
@@ -126,15 +116,8 @@ def remove_summary(workdir: str | os.PathLike, name: str = SUMMARY_FILE
     os.remove(os.path.join(os.fspath(workdir), name))
 
 
-def check_writable(directory: str | os.PathLike) -> str:
-  """Creates ``directory`` if needed and checks a file can be written there.
-
-  Returns:
-    The directory as a string.
-
-  Raises:
-    OSError: it cannot be created or written (the message names it).
-  """
+def check_writable(directory: str | os.PathLike) -> None:
+  """Creates ``directory`` if needed; ``OSError`` naming it if unwritable."""
   directory = os.fspath(directory)
   try:
     os.makedirs(directory, exist_ok=True)
@@ -142,7 +125,6 @@ def check_writable(directory: str | os.PathLike) -> str:
       pass
   except OSError as e:
     raise OSError(f"cannot write to {directory!r}: {e.strerror or e}") from e
-  return directory
 
 
 def environment() -> dict[str, Any]:
@@ -150,16 +132,11 @@ def environment() -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  env = {
-      "python": platform.python_version(),
-      "jax": jax.__version__,
-      "optax": optax.__version__,
-      "backend": jax.default_backend(),
-      "devices": [str(d.device_kind) for d in jax.devices()],
-      "device_count": jax.device_count(),
-      "cpu_count": os.cpu_count(),
-      "machine": platform.machine(),
-  }
+  env = {"python": platform.python_version(), "jax": jax.__version__,
+         "optax": optax.__version__, "backend": jax.default_backend(),
+         "devices": [str(d.device_kind) for d in jax.devices()],
+         "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+         "machine": platform.machine()}
   with contextlib.suppress(ImportError):
     import flax  # pylint: disable=g-import-not-at-top
 

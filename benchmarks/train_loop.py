@@ -1,34 +1,14 @@
 """Training units: ``run_loop`` with orbax checkpoints and resume.
 
-``run_loop`` saves the training state with orbax every ``checkpoint_every``
-steps and at the end, restores the latest checkpoint when restarted, and
-rewrites ``metrics.jsonl`` to the restored step, so a resumed run ends with
-the same files as an uninterrupted one. Claim the workdir first
-(``resume.claim(workdir, config)``), so checkpoints of another config are
-refused; a run made of several training units keeps each in its own
-sub-folder of the workdir.
-
-Evaluations (``eval_fn``) of the iterate after ``t`` updates are merged into
-record ``t`` (the step's own metrics win on a name clash); the last record,
-``step == num_steps``, holds only the final evaluation.
-
-Example (a run_loop unit)::
-
-  def chunk_fn(state, start, n):   # n jitted steps, e.g. with lax.scan
-    ...
-    return state, {"loss": losses, "learning_rate": lrs}   # arrays [n]
-
-  resume.claim(workdir, config)
-  state = train_loop.run_loop(state, chunk_fn, num_steps=1000,
-                              workdir=workdir, checkpoint_every=200,
-                              eval_fn=evaluate, eval_every=100)
-  files.write_summary(workdir, {"final": evaluate(state)})
+A restarted ``run_loop`` restores the latest checkpoint and rewrites
+``metrics.jsonl`` to its step, so it ends with the same files as an
+uninterrupted run. Claim the workdir first (``resume.claim``); several
+training units each get a sub-folder.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,24 +25,20 @@ StepFn = Callable[[State, int], tuple[State, Metrics]]
 
 
 class Checkpointer:
-  """Saves and restores a pytree of arrays with orbax's CheckpointManager.
+  """Synchronous orbax checkpoints of a pytree of arrays (keeps the last two).
 
-  Saves are synchronous (the loop flushes metrics first, then saves, so the
-  checkpoint never runs ahead of the metrics file). Restores take the
-  initial state as the target, which fixes shapes, dtypes and shardings.
-  Use raw ``uint32`` key data (``jax.random.key_data``) for PRNG keys.
+  ``restore`` takes the initial state as target (shapes, dtypes, shardings);
+  store PRNG keys as ``jax.random.key_data``.
   """
 
-  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
+  def __init__(self, directory: str | os.PathLike):
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
     self._ocp = ocp
     self.directory = os.path.abspath(os.fspath(directory))
     self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True,
-            enable_async_checkpointing=False))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=True, enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -84,11 +60,7 @@ class Checkpointer:
 
 
 def per_step(step_fn: StepFn) -> ChunkFn:
-  """Turns ``step_fn(state, step) -> (state, scalars)`` into a chunk function.
-
-  The scalars of each step are stacked once per chunk (one device-to-host
-  transfer per chunk, so dispatch stays asynchronous).
-  """
+  """A chunk function from ``step_fn``, fetching the scalars once a chunk."""
 
   def chunk_fn(state: State, start: int, n: int) -> tuple[State, Metrics]:
     import jax  # pylint: disable=g-import-not-at-top
@@ -108,42 +80,31 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
              workdir: str | os.PathLike, checkpoint_every: int = 0,
              chunk_size: int | None = None,
              eval_fn: Callable[[State], Metrics] | None = None,
-             eval_every: int = 0, progress: bool = True, desc: str = "",
-             resume: bool = True, postfix_key: str | None = "loss") -> State:
-  """Runs ``num_steps`` training steps with metrics, checkpoints and resume.
+             eval_every: int = 0, progress: bool = True, desc: str = ""
+             ) -> State:
+  """Runs ``num_steps`` steps with metrics, checkpoints and resume.
 
-  Files written under ``workdir``: ``metrics.jsonl`` (one record per step,
-  plus the final evaluation at ``step == num_steps``) and ``checkpoints/``.
-  A stale ``summary.json`` is removed first; the caller writes the new one
-  (``write_summary``) after the loop returns.
+  Writes ``workdir/metrics.jsonl`` (a record per step, then the final
+  evaluation alone at ``step == num_steps``) and ``workdir/checkpoints/``,
+  and first removes a stale ``summary.json``. Returns the final state.
 
   Args:
-    state: the initial training state (a pytree of arrays); also the restore
-      target.
-    chunk_fn: ``(state, start_step, n) -> (state, metrics)`` running ``n``
-      steps from ``start_step``; metrics are arrays with a leading axis ``n``
-      (see ``per_step`` for a per-step function).
+    state: the initial state (a pytree of arrays), also the restore target.
+    chunk_fn: ``(state, start, n) -> (state, metrics)`` running ``n`` steps;
+      metrics are arrays of leading length ``n`` (see :func:`per_step`).
     num_steps: total number of steps.
-    workdir: output directory of this run.
+    workdir: output directory of this unit.
     checkpoint_every: save every this many steps (0: only at the end).
     chunk_size: most steps per ``chunk_fn`` call (None: up to the next
-      checkpoint or evaluation). A ``lax.scan`` chunk compiles once per
-      distinct length, so make ``checkpoint_every``, ``eval_every`` and
-      ``chunk_size`` multiples of one another.
-    eval_fn: ``state -> scalars``, evaluated every ``eval_every`` steps and at
-      the end, merged into that step's record.
-    eval_every: evaluation period in steps (0: only at the end).
-    progress: show a tqdm progress bar.
-    desc: progress-bar label.
-    resume: restore the latest checkpoint if there is one.
-    postfix_key: metric shown on the progress bar.
-
-  Returns:
-    The final state.
+      checkpoint or evaluation); ``lax.scan`` compiles once per length.
+    eval_fn: ``state -> scalars``, merged into the record of that step (the
+      step's own metrics win a name clash).
+    eval_every: evaluation period (0: only at the end).
+    progress: show a tqdm bar labelled ``desc``, with the last loss.
+    desc: the bar's label.
   """
-  if num_steps < 0:
-    raise ValueError(f"num_steps must be >= 0, got {num_steps=}.")
-  for name, value in (("checkpoint_every", checkpoint_every),
+  for name, value in (("num_steps", num_steps),
+                      ("checkpoint_every", checkpoint_every),
                       ("eval_every", eval_every)):
     if value < 0:
       raise ValueError(f"{name} must be >= 0, got {name}={value}.")
@@ -154,14 +115,12 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
   workdir = os.fspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   files.remove_summary(workdir)
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
-  if not resume:
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-  checkpointer = Checkpointer(ckpt_dir)
-  start = checkpointer.latest_step() if resume else None
+  checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR))
+  start = checkpointer.latest_step()
   if start is not None:
     if start > num_steps:
-      raise ValueError(f"{ckpt_dir!r} holds step {start} > {num_steps=}.")
+      raise ValueError(f"{checkpointer.directory!r} holds step {start} > "
+                       f"{num_steps=}.")
     state = checkpointer.restore(start, state)
   step = start or 0
 
@@ -170,32 +129,29 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
                                              (step // period + 1) * period)
 
   writer = metrics_lib.MetricsWriter(
-      os.path.join(workdir, metrics_lib.METRICS_FILE),
-                         resume_step=start)
+      os.path.join(workdir, metrics_lib.METRICS_FILE), resume_step=start)
   bar = tqdm(total=num_steps, initial=step, desc=desc, disable=not progress,
              dynamic_ncols=True, leave=False)
   try:
     while step < num_steps:
-      end = min(boundary(checkpoint_every), boundary(eval_every))
-      if chunk_size is not None:
-        end = min(end, step + chunk_size)
+      end = min(boundary(checkpoint_every), boundary(eval_every),
+                num_steps if chunk_size is None else step + chunk_size)
       extra = {}
       if eval_fn is not None and eval_every and step % eval_every == 0:
         extra[step] = dict(eval_fn(state))
       state, metrics = chunk_fn(state, step, end - step)
       writer.write_chunk(step, metrics, extra)
-      if postfix_key and postfix_key in metrics:
-        last = float(np.asarray(metrics[postfix_key])[-1])
-        bar.set_postfix({postfix_key: f"{last:.4g}"}, refresh=False)
+      if "loss" in metrics:
+        last = float(np.asarray(metrics["loss"])[-1])
+        bar.set_postfix({"loss": f"{last:.4g}"}, refresh=False)
       bar.update(end - step)
       step = end
-      due = checkpoint_every and step % checkpoint_every == 0
-      if due or step == num_steps:
+      if step == num_steps or (checkpoint_every
+                               and step % checkpoint_every == 0):
         writer.flush()
         if checkpointer.latest_step() != step:
           checkpointer.save(step, state)
-    final = dict(eval_fn(state)) if eval_fn is not None else {}
-    writer.write(num_steps, final)
+    writer.write(num_steps, dict(eval_fn(state)) if eval_fn else {})
   finally:
     bar.close()
     writer.close()

@@ -1,15 +1,11 @@
 """Copies the Markdown tables the benchmarks wrote into the READMEs.
 
-Every results block in README.md (and in the benchmarks' own READMEs) sits
-between two markers, naming a file relative to the repository root,
+A results block, in README.md or a benchmark's own README, is replaced by
+the file it names (relative to the repository root)::
 
   <!-- results: benchmarks/results/order/order_stability.md -->
   ... (generated; do not edit by hand) ...
   <!-- /results -->
-
-and is replaced by the current content of the named file. The READMEs then
-show exactly what the documented commands produced; `tests/test_readme.py`
-fails when a block and its file disagree.
 
   python -m benchmarks.update_readme          # rewrite the READMEs in place
   python -m benchmarks.update_readme --check  # exit 1 if one is out of date
@@ -27,8 +23,7 @@ from benchmarks import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BLOCK = re.compile(
-    r"(<!-- results: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)",
-    re.S)
+    r"(<!-- results: (?P<path>[^ ]+) -->\n).*?(<!-- /results -->)", re.S)
 
 
 def render(readme: str, root: str = ROOT) -> str:
@@ -42,9 +37,8 @@ def render(readme: str, root: str = ROOT) -> str:
           " run the benchmark that writes it first.")
     with open(path, encoding="utf-8") as f:
       body = f.read()
-    if not body.endswith("\n"):
-      body += "\n"
-    return match.group(1) + body + match.group(4)
+    end = "" if body.endswith("\n") else "\n"
+    return match.group(1) + body + end + match.group(3)
 
   return _BLOCK.sub(replace, readme)
 
@@ -65,16 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     with open(path, encoding="utf-8") as f:
       readme = f.read()
     updated = render(readme)
-    if updated == readme:
-      continue
-    stale.append(os.path.relpath(path, ROOT))
-    if not args.check:
-      files.write_text(path, updated)
+    if updated != readme:
+      stale.append(os.path.relpath(path, ROOT))
+      if not args.check:
+        files.write_text(path, updated)
   if args.check and stale:
     print("out of date (run python -m benchmarks.update_readme):",
           ", ".join(stale))
     return 1
   return 0
+
 
 if __name__ == "__main__":
   sys.exit(main())

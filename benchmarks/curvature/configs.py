@@ -9,19 +9,13 @@ from benchmarks import config as checks
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Settings of one run.
+  """Settings of one run: quadratics of dimensions ``sizes``, an MLP.
 
   Attributes:
-    sizes: dimensions of the structured quadratics.
-    mlp_inputs: inputs of the MLP problem.
-    mlp_hidden: width of its two hidden layers.
-    mlp_samples: its number of training samples.
-    dtype: dtype of parameters and products, for both methods.
-    tol: eigsh's relative tolerance; ``None``: 1e-8 in float64, 1e-4 in
-      float32.
+    dtype: of parameters and products, for both methods.
+    tol: eigsh's relative tolerance (None: 1e-8 in float64, 1e-4 in float32).
     repeats: timed repeats (the best is kept).
-    seed: seed of the problems and of the Lanczos start vector.
-    num_reflectors: Householder reflections in the quadratics' rotation.
+    seed: of the problems and of the Lanczos start vector.
   """
 
   sizes: tuple[int, ...] = (1000, 10000, 100000)
@@ -47,9 +41,8 @@ class Config:
 
   @property
   def eigsh_tol(self) -> float:
-    if self.tol is not None:
-      return self.tol
-    return 1e-8 if self.dtype == "float64" else 1e-4
+    default = 1e-8 if self.dtype == "float64" else 1e-4
+    return default if self.tol is None else self.tol
 
 
 PRESETS = {

@@ -1,29 +1,20 @@
-"""Curvature estimation: ``estimate_curvature`` against scipy's eigsh.
+"""``estimate_curvature`` against scipy's eigsh on the same jitted HVP.
 
-Both use the same forward-over-reverse Hessian-vector product in
-``config.dtype`` (float64 by default: the comparison is about the algorithms,
-not the arithmetic). Ours runs its whole Lanczos loop in one compiled program;
-``eigsh`` (ARPACK, ``which="BE"``, ``k=2``) calls the jitted product through a
-counted ``LinearOperator``, one device round trip per product.
-
-Problems: ``quadratic_<n>``, ``½‖D^{1/2} R x‖²`` with ``R`` a product of
-Householder reflections (the Hessian ``Rᵀ D R`` is dense, its spectrum ``D``
-known: a bulk uniform in [1, 10], outliers 0.1 and 20, 40, 70, 100, κ = 1000);
-``mlp_<n>``, a Flax NNX tanh MLP with mean squared error at initialisation
-(non-convex; reference: ``eigvalsh`` of the dense Hessian in float64).
-
-Per problem: eigsh's product count ``k``, time and relative errors of λ_max
-and λ_min; ours with ``k`` products; the fewest products ``j`` with which ours
-matches eigsh on both ends (errors below ``10·ε·λ_max`` count as matched),
-found by bisection (``T_j`` is the leading block of ``T_k``, so by Cauchy
-interlacing both errors shrink with ``j``); the safe bounds. Wall times are
-the best of ``config.repeats``, compilation excluded (reported apart).
+Ours runs its Lanczos loop in one compiled program; eigsh (ARPACK,
+``which="BE"``, ``k=2``) calls the product once per round trip. Problems:
+``quadratic_<n>``, ``½‖D^{1/2} R x‖²`` with ``R`` Householder reflections and
+a known spectrum ``D``, and ``mlp_<n>``, a non-convex Flax NNX tanh MLP
+(reference: dense ``eigvalsh``). A row gives eigsh's products ``k``, time and
+errors; ours at ``k`` products, and at the fewest that match eigsh on both
+ends (errors below ``10·ε·λ_max`` match; found by bisection, as the errors
+shrink with the Krylov dimension); the safe bounds. Times: best of
+``config.repeats``, compilation apart.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -38,8 +29,16 @@ from jax.flatten_util import ravel_pytree
 import fractal_optax
 from benchmarks import config as config_lib
 from benchmarks import files
+from benchmarks import reporting
 from benchmarks.curvature import configs
-from benchmarks.curvature import report
+
+COLUMNS = [
+    "problem", "dtype", "eigsh_hvps", "ours_hvps_to_match", "hvp_ratio",
+    "eigsh_time_s", "ours_time_to_match_s", "time_ratio",
+    "time_ratio_equal_hvps", "eigsh_err_max", "ours_err_max_at_match",
+    "eigsh_err_min", "ours_err_min_at_match", "safe_max_over_lambda_max",
+    "safe_brackets",
+]
 
 
 def quadratic_loss(x: jax.Array, diagonal: jax.Array,
@@ -134,10 +133,7 @@ def run_eigsh(hvp: Callable[[jax.Array], jax.Array], n: int, v0: np.ndarray,
 
 def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
              repeats: int = 0) -> tuple[float, float, Any]:
-  """(best wall time, compile time, estimate) of ``estimate_curvature``.
-
-  ``repeats=0``: one untimed call (times are nan).
-  """
+  """(best time, compile time, estimate); ``repeats=0``: one call, nan time."""
   estimate = functools.partial(
       fractal_optax.estimate_curvature, problem["loss_fn"], problem["params"],
       *problem["args"], num_iterations=num_iterations, key=key,
@@ -151,24 +147,6 @@ def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
       times.append(time.perf_counter() - start)
   best = min(times[1:], default=float("nan"))
   return best, max(times[0] - best, 0.0), est
-
-
-def fewest_to_match(problem: dict[str, Any], k: int, key: jax.Array,
-                    target_max: float, target_min: float) -> int | None:
-  """The smallest ``j ≤ k`` at which both Ritz errors meet the targets."""
-
-  def matched(j):
-    est = run_ours(problem, j, key)[2]
-    return (abs(est.max_ritz_value - problem["lambda_max"]) <= target_max
-            and abs(est.min_ritz_value - problem["lambda_min"]) <= target_min)
-
-  if not matched(k):
-    return None
-  lo, hi = 2, k
-  while lo < hi:
-    mid = (lo + hi) // 2
-    lo, hi = (lo, mid) if matched(mid) else (mid + 1, hi)
-  return lo
 
 
 def benchmark_problem(problem: dict[str, Any], config: configs.Config
@@ -189,9 +167,21 @@ def benchmark_problem(problem: dict[str, Any], config: configs.Config
   k = eig["hvps"]
   time_equal, compile_equal, est = run_ours(problem, k, key, config.repeats)
   floor = 10 * float(jnp.finfo(dtype).eps) * abs(lam_max)
-  match = fewest_to_match(
-      problem, k, key, max(abs(eig["theta_max"] - lam_max), floor),
-      max(abs(eig["theta_min"] - lam_min), floor))
+  target_max = max(abs(eig["theta_max"] - lam_max), floor)
+  target_min = max(abs(eig["theta_min"] - lam_min), floor)
+
+  def matched(j):  # The errors shrink with j: bisect for the fewest.
+    e = run_ours(problem, j, key)[2]
+    return (abs(e.max_ritz_value - lam_max) <= target_max
+            and abs(e.min_ritz_value - lam_min) <= target_min)
+
+  match, lo = None, 2
+  if matched(k):
+    hi = k
+    while lo < hi:
+      mid = (lo + hi) // 2
+      lo, hi = (lo, mid) if matched(mid) else (mid + 1, hi)
+    match = lo
   time_match, est_match = float("nan"), None
   if match is not None:
     time_match, _, est_match = run_ours(problem, match, key, config.repeats)
@@ -225,20 +215,12 @@ def benchmark_problem(problem: dict[str, Any], config: configs.Config
 
 def run(config: configs.Config, workdir: str, *, command: str = ""
         ) -> dict[str, Any]:
-  """Benchmarks every problem; writes ``curvature.json`` and ``curvature.md``.
+  """Benchmarks every problem; writes and returns ``curvature.json``.
 
-  Args:
-    config: the settings.
-    workdir: output directory.
-    command: the command line recorded in the results.
-
-  Returns:
-    The results (what ``curvature.json`` holds).
+  ``curvature.md`` holds the table under ``command``, the command line.
   """
-  x64 = (jax.enable_x64(True) if config.dtype == "float64"
-         else contextlib.nullcontext())
   rows = []
-  with x64:
+  with jax.enable_x64(config.dtype == "float64"):
     makers = [functools.partial(quadratic_problem, n, config)
               for n in config.sizes] + [functools.partial(mlp_problem, config)]
     for make in makers:
@@ -249,5 +231,9 @@ def run(config: configs.Config, workdir: str, *, command: str = ""
   result = {"benchmark": "curvature", "command": command,
             "config": config_lib.to_dict(config) | {"tol": config.eigsh_tol},
             "environment": files.environment(), "rows": rows}
-  print(report.write(result, workdir))
+  table = reporting.markdown_table(rows, COLUMNS)
+  files.write_json(os.path.join(workdir, "curvature.json"), result)
+  files.write_text(os.path.join(workdir, "curvature.md"),
+                   f"`{command}`\n\n" + table)
+  print(table)
   return result

@@ -9,18 +9,15 @@ from benchmarks import config as checks
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Settings of one scan.
+  """One scan: every T ≤ ``max_t``, the steps for [1, κ], κ in ``kappas``.
 
   Attributes:
-    max_t: largest T measured (every T from 1).
-    kappas: condition numbers κ (the steps are built for [1, κ]).
     oversample: evaluation points per step of ``stability_profile``.
-    baseline_every: measure the filtered order at every N-th T...
-    baseline_at: ...and at these T.
-    refine_cases: how many of the worst fractal (T, κ) are measured again...
-    refine_oversample: ...with this many points per step.
+    baseline_every: measure the filtered order at every N-th T and at the T
+      of ``baseline_at``.
+    refine_cases: how many of the worst fractal (T, κ) are measured again
+      with ``refine_oversample`` points per step.
     chunk_size: T per resumable unit.
-    progress: draw a progress bar (does not change results).
   """
 
   max_t: int = 1024

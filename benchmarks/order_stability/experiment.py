@@ -1,18 +1,17 @@
 """The order-stability scan: fractal_order against the stability floor.
 
 For each T and κ, ``fractal_optax.stability_profile`` of the Chebyshev steps
-for [1, κ] in a given order gives the largest block amplification
-``max_block`` and the largest single-step amplification (the floor no order
-can beat); the scan records ``max_block / max(max_single_step, 1)`` for
-``fractal_order(T)`` and, every ``baseline_every``-th T, for the PyTorch
-implementation's order (``baselines.filtered_power_of_two_order``). The
-worst fractal cases are then measured again on a finer grid. The scan runs
-in chunks of T, each a ``resume.Store`` unit.
+for [1, κ] in an order gives ``max_block / max(max_single_step, 1)``: 1 is
+the floor no order can beat. The scan measures ``fractal_order(T)`` and, at
+some T, the PyTorch implementation's filtered order, in resumable chunks of
+T, then measures the worst fractal cases again on a finer grid. Writes
+``order_stability.{json,md,png}``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -23,9 +22,12 @@ import tqdm
 import fractal_optax
 from benchmarks import baselines
 from benchmarks import files
+from benchmarks import reporting
 from benchmarks import resume
 from benchmarks.order_stability import configs
-from benchmarks.order_stability import report
+
+_ORDERS = (("fractal", "fractal_order (this library)"),
+           ("filtered", "next power of two, filtered (PyTorch implementation)"))
 
 
 def block_ratio(order: np.ndarray, kappa: float, oversample: int) -> float:
@@ -37,28 +39,30 @@ def block_ratio(order: np.ndarray, kappa: float, oversample: int) -> float:
   return profile.max_block / max(profile.max_single_step, 1.0)
 
 
-def scan_row(t: int, config: configs.Config) -> dict[str, Any]:
-  """Ratios of T = ``t`` for every κ (filtered order too, if due)."""
-  orders = {"fractal": fractal_optax.fractal_order(t)}
-  if t % config.baseline_every == 0 or t in config.baseline_at:
-    orders["filtered"] = baselines.filtered_power_of_two_order(t)
-  return {"T": t} | {f"{name}_{k:g}": block_ratio(order, k, config.oversample)
-                     for name, order in orders.items() for k in config.kappas}
-
-
 def scan_chunk(lo: int, hi: int, config: configs.Config) -> dict[str, Any]:
-  """The rows of T = lo … hi and the seconds they took."""
-  start = time.perf_counter()
-  rows = [scan_row(t, config) for t in range(lo, hi + 1)]
+  """The rows of T = lo … hi (the filtered order where due), and the time."""
+  start, rows = time.perf_counter(), []
+  for t in range(lo, hi + 1):
+    orders = {"fractal": fractal_optax.fractal_order(t)}
+    if t % config.baseline_every == 0 or t in config.baseline_at:
+      orders["filtered"] = baselines.filtered_power_of_two_order(t)
+    rows.append({"T": t} | {
+        f"{name}_{k:g}": block_ratio(order, k, config.oversample)
+        for name, order in orders.items() for k in config.kappas})
   return {"rows": rows, "seconds": time.perf_counter() - start}
+
+
+def _cases(rows, config, prefix, keep=lambda t: True):
+  """``(ratio, T, κ)`` of every measured case of one order."""
+  return [(row[f"{prefix}_{k:g}"], row["T"], k) for row in rows
+          for k in config.kappas if f"{prefix}_{k:g}" in row and keep(row["T"])]
 
 
 def refine(rows: list[dict[str, Any]], config: configs.Config
            ) -> dict[str, Any]:
   """The worst fractal (T, κ) measured again with ``refine_oversample``."""
   start = time.perf_counter()
-  worst = sorted(((row[f"fractal_{k:g}"], row["T"], k) for row in rows
-                  for k in config.kappas), reverse=True)
+  worst = sorted(_cases(rows, config, "fractal"), reverse=True)
   cases = [{"T": t, "kappa": k, "ratio_coarse": r,
             "ratio_fine": block_ratio(fractal_optax.fractal_order(t),
                                       k, config.refine_oversample)}
@@ -69,22 +73,18 @@ def refine(rows: list[dict[str, Any]], config: configs.Config
 def summarize(rows: list[dict[str, Any]], refined: list[dict[str, Any]],
               config: configs.Config) -> dict[str, Any]:
   """Worst and mean ratios of both orders."""
-
-  def cases(prefix, keep=lambda row: True):
-    return [(row[f"{prefix}_{k:g}"], row["T"], k) for row in rows
-            for k in config.kappas if f"{prefix}_{k:g}" in row and keep(row)]
-
   fractal = max(refined, key=lambda c: c["ratio_fine"])
-  baseline = cases("filtered")
-  filtered = max(baseline, default=(float("nan"), None, None))
+  baseline = _cases(rows, config, "filtered")
+  filtered = max(baseline, default=(math.nan, None, None))
   return {
       "max_t": config.max_t, "kappas": config.kappas,
       "oversample": config.oversample,
       "fractal_worst_ratio": fractal["ratio_fine"],
       "fractal_worst_at": {"T": fractal["T"], "kappa": fractal["kappa"]},
-      "fractal_mean_ratio": float(np.mean([c[0] for c in cases("fractal")])),
-      "power_of_two_worst_ratio": max(cases(
-          "fractal", lambda row: row["T"] & (row["T"] - 1) == 0))[0],
+      "fractal_mean_ratio": float(np.mean(
+          [c[0] for c in _cases(rows, config, "fractal")])),
+      "power_of_two_worst_ratio": max(_cases(
+          rows, config, "fractal", lambda t: t & (t - 1) == 0))[0],
       "filtered_worst_ratio": filtered[0],
       "filtered_worst_at": {"T": filtered[1], "kappa": filtered[2]},
       "filtered_mean_ratio":
@@ -93,19 +93,38 @@ def summarize(rows: list[dict[str, Any]], refined: list[dict[str, Any]],
   }
 
 
+def write(summary: dict[str, Any], rows: list[dict[str, Any]],
+          workdir: str) -> str:
+  """Writes ``order_stability.{json,md,png}``; returns the Markdown table."""
+  table = []
+  for prefix, name in _ORDERS:
+    at = summary[f"{prefix}_worst_at"]
+    at = f"({at['T']}, {at['kappa']:g})" if at["T"] else "-"
+    table.append({"order": name, "at (T, κ)": at,
+                  "worst max_block / floor": summary[f"{prefix}_worst_ratio"],
+                  "mean": summary[f"{prefix}_mean_ratio"]})
+  text = reporting.markdown_table(
+      table, ["order", "worst max_block / floor", "at (T, κ)", "mean"])
+  files.write_json(os.path.join(workdir, "order_stability.json"),
+                   {"summary": summary, "rows": rows})
+  files.write_text(os.path.join(workdir, "order_stability.md"), text)
+  fig, ax = reporting.subplots(figsize=(8, 4))
+  for prefix, style in (("fractal", "-"), ("filtered", ".")):
+    worst = {row["T"]: max(v for k, v in row.items()
+                           if k.startswith(prefix + "_"))
+             for row in rows if any(k.startswith(prefix) for k in row)}
+    ax.plot(list(worst), list(worst.values()), style, ms=3, lw=0.8,
+            label=prefix)
+  ax.set(yscale="log", xlabel="T", ylabel="max over κ of max_block / floor")
+  ax.grid(True, alpha=0.3)
+  ax.legend()
+  reporting.save_figure(fig, os.path.join(workdir, "order_stability.png"))
+  return text
+
+
 def run(config: configs.Config, workdir: str, *, command: str = ""
         ) -> dict[str, Any]:
-  """Runs (or resumes) the scan and writes the report files.
-
-  Args:
-    config: the settings.
-    workdir: output directory (``order_stability.{json,md,png}``; the
-      finished chunks in ``units/`` until the end).
-    command: the command line recorded in the results.
-
-  Returns:
-    The summary.
-  """
+  """Runs (or resumes) the scan, writes the files and returns the summary."""
   store = resume.Store(workdir, config)
   rows, seconds = [], 0.0
   starts = range(1, config.max_t + 1, config.chunk_size)
@@ -120,6 +139,6 @@ def run(config: configs.Config, workdir: str, *, command: str = ""
   summary = summarize(rows, refined["cases"], config) | {
       "seconds": seconds + refined["seconds"],
       "environment": files.environment(), "command": command}
-  print(report.write({"summary": summary, "rows": rows}, workdir))
+  print(write(summary, rows, workdir))
   store.clear()
   return summary
