@@ -1,12 +1,7 @@
 r"""The baseline optimisers, each an optax transformation built from (m, M).
 
-For a Hessian spectrum in ``[m, M]`` (``κ = M/m``): :func:`constant` (the
-best constant step ``2/(M + m)``, or ``c/M``), :func:`gd` (``1/M``),
-:func:`heavy_ball` (Polyak: ``α = 4/(√M + √m)²``, ``β = ((√κ − 1)/(√κ +
-1))²``), :func:`nesterov` (``1/M``, ``β = (√κ − 1)/(√κ + 1)``, optax's
-Sutskever form), :func:`silver` (Altschuler & Parrilo's schedule),
-:func:`fractal` (the library) and :func:`steps` (a given step array once).
-``m`` and ``M`` may be traced, so one compiled program serves every κ.
+The Hessian spectrum lies in ``[m, M]``, ``κ = M/m``; ``m`` and ``M`` may be
+traced, so one compiled program serves every κ.
 
 Example:
   >>> import jax.numpy as jnp
@@ -42,13 +37,13 @@ def _sqrt(x: Scalar) -> Scalar:
 
 
 def heavy_ball_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
-  """Polyak's optimal ``(learning_rate, momentum)`` for a quadratic."""
+  """Polyak's ``(lr, momentum) = (4/(√M + √m)², ((√κ − 1)/(√κ + 1))²)``."""
   sm, sbig = _sqrt(m), _sqrt(M)
   return 4.0 / (sm + sbig) ** 2, ((sbig - sm) / (sbig + sm)) ** 2
 
 
 def nesterov_constants(m: Scalar, M: Scalar) -> tuple[Scalar, Scalar]:
-  """Nesterov's strongly convex ``(learning_rate, momentum)``."""
+  """Nesterov's ``(lr, momentum) = (1/M, (√κ − 1)/(√κ + 1))``."""
   root = _sqrt(M / m)
   return 1.0 / M, (root - 1.0) / (root + 1.0)
 
@@ -72,7 +67,7 @@ def heavy_ball(m: Scalar, M: Scalar) -> optax.GradientTransformation:
 
 
 def nesterov(m: Scalar, M: Scalar) -> optax.GradientTransformation:
-  """Nesterov's accelerated gradient with the strongly convex constants."""
+  """Nesterov's method (optax's Sutskever form), strongly convex constants."""
   lr, momentum = nesterov_constants(m, M)
   return optax.sgd(lr, momentum=momentum, nesterov=True)
 

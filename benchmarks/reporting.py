@@ -63,15 +63,12 @@ def plot_loss_and_lr(
   """Loss against step (log scale), the learning rates in a panel beneath.
 
   Args:
-    path: PNG file to write.
+    path: the PNG file.
     curves: label -> ``(steps, values)``; non-positive or non-finite values
       are not drawn.
     learning_rates: label -> ``(steps, rates)``, drawn as steps (log scale).
-    ylabel: the loss panel's y label.
-    title: figure title.
     lr_reference: a dashed horizontal line in the rate panel (e.g. 2/M),
       labelled ``lr_reference_label``.
-    lr_reference_label: its legend label.
     marks: label -> steps marked with circles on that loss curve.
     styles: label -> extra matplotlib keyword arguments.
     xlim: the step range shown (None: everything).

@@ -92,8 +92,6 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
     state: the initial state (a pytree of arrays), also the restore target.
     chunk_fn: ``(state, start, n) -> (state, metrics)`` running ``n`` steps;
       metrics are arrays of leading length ``n`` (see :func:`per_step`).
-    num_steps: total number of steps.
-    workdir: output directory of this unit.
     checkpoint_every: save every this many steps (0: only at the end).
     chunk_size: most steps per ``chunk_fn`` call (None: up to the next
       checkpoint or evaluation); ``lax.scan`` compiles once per length.
@@ -101,7 +99,6 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
       step's own metrics win a name clash).
     eval_every: evaluation period (0: only at the end).
     progress: show a tqdm bar labelled ``desc``, with the last loss.
-    desc: the bar's label.
   """
   for name, value in (("num_steps", num_steps),
                       ("checkpoint_every", checkpoint_every),
