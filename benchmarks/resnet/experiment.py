@@ -21,12 +21,7 @@ resumes the unfinished one from its checkpoint.
    exceed ``fractal_peak_limit * eta_stable``, and raised to put the peak at
    ``2 eta_stable`` if it would not exceed ``eta_stable`` at all.
 3. **Report** (``benchmarks.resnet.report``): ``figure.png``,
-   ``results.md`` and ``summary.json``, with a verdict read off the numbers
-   (whichever way it comes out).
-
-Example::
-
-  python -m benchmarks.resnet --preset quick --workdir results/resnet
+   ``results.md`` and ``summary.json``, with a verdict read off the numbers.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ compiles one SPMD program whose gradients and BatchNorm statistics are those
 of the whole global batch (XLA inserts the all-reduces).
 
 Multi-host: with one process per host (Slurm, Open MPI, or
-``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``),
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``),
 ``maybe_initialize_distributed`` calls ``jax.distributed.initialize()``
 before anything touches the devices; each process then builds only its rows
 of each global batch (``process_rows``) and ``global_batch`` stitches them
@@ -31,6 +31,10 @@ _MULTI_PROCESS_ENV = ("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", "PMI_SIZE")
 def maybe_initialize_distributed(mode: str = "auto") -> bool:
   """Calls ``jax.distributed.initialize()`` for a multi-process launch.
 
+  Slurm and Open MPI launches are detected by JAX; elsewhere set
+  ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
+  ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every process.
+
   Args:
     mode: ``"on"`` always initialises, ``"off"`` never, ``"auto"`` when the
       environment names a coordinator or several processes (Slurm, Open MPI,
@@ -41,12 +45,17 @@ def maybe_initialize_distributed(mode: str = "auto") -> bool:
   """
   if mode not in ("auto", "on", "off"):
     raise ValueError(f"distributed must be 'auto', 'on' or 'off', got {mode=}")
-  sizes = [os.environ.get(name, "") for name in _MULTI_PROCESS_ENV]
-  launched = "JAX_COORDINATOR_ADDRESS" in os.environ or any(
-      s.isdigit() and int(s) > 1 for s in sizes)
+  env = os.environ
+  launched = "JAX_COORDINATOR_ADDRESS" in env or any(
+      env.get(name, "").isdigit() and int(env[name]) > 1
+      for name in _MULTI_PROCESS_ENV)
   if mode == "off" or (mode == "auto" and not launched):
     return False
-  jax.distributed.initialize()
+  jax.distributed.initialize(**{
+      arg: int(env[name]) for arg, name in (("num_processes",
+                                             "JAX_NUM_PROCESSES"),
+                                            ("process_id", "JAX_PROCESS_ID"))
+      if name in env})
   return True
 
 

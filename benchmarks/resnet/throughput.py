@@ -1,25 +1,17 @@
 """Images per second of the ResNet train step: fractal vs constant rate.
 
-Two optimisers, the same jitted data-parallel train step
-(``train.jit_steps``: forward, backward, update; no extra forward for
-loss-increase tracking):
+The same jitted data-parallel train step (``train.jit_steps``: forward,
+backward, update) with two optimisers: ``fractal``, ``train.make_optimizer``,
+the one the experiment trains with (``inject_hyperparams(fractal_sgd)``, mean
+rate ``learning_rate``), and ``constant``, ``optax.sgd(learning_rate)``.
 
-* ``fractal``: ``train.make_optimizer``, the optimiser the experiment trains
-  with (``inject_hyperparams(fractal_optax.fractal_sgd)``, the repeated T-step
-  cycle, its mean rate ``learning_rate``);
-* ``constant``: ``optax.sgd(learning_rate)``.
-
-Both are compiled first (lowering and compile times reported apart), warmed
-up, then timed in interleaved repeats (order alternating), each repeat
-``throughput_steps`` steps on one device-resident batch ended by
-``block_until_ready``. Reported: images/s per repeat, best and median, and
-the ratio fractal/constant of the best repeats (the ``timeit`` convention:
-other load only ever adds time; the median of the paired per-repeat ratios
-too). The target is >= 0.99. The chip's reference rate is an ``n x n x n``
-matrix product in the compute dtype; the train step's FLOP count (XLA's
-``cost_analysis``) over its measured time, divided by it, is the fraction of
-the chip's matmul rate that the step reaches. Images are random ``uint8`` of
-the dataset's shape.
+Both are compiled first (lowering and compile times apart), warmed up, then
+timed in interleaved repeats of ``throughput_steps`` steps on one
+device-resident batch of random ``uint8`` images. Reported: images/s per
+repeat, best and median, and the ratio fractal/constant of the best repeats
+(other load only ever adds time; the median of the paired ratios too),
+target >= 0.99; and the fraction of the chip's measured ``n x n x n`` matmul
+rate that the step reaches (XLA's FLOP count over the step time).
 
 Example::
 
