@@ -167,7 +167,8 @@ class OptimizerTest(absltest.TestCase):
         lr, updates, state = update(state)
         np.testing.assert_allclose(lr, expected[step % 8], rtol=1e-6)
         np.testing.assert_allclose(updates["w"], -lr, rtol=1e-6)
-    self.assertEqual(update._cache_size(), 1)  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    self.assertEqual(update._cache_size(), 1)
 
   def test_momentum_and_weight_decay_only_when_asked(self):
     params = {"w": jnp.ones(2)}
@@ -227,6 +228,8 @@ class TrainTest(absltest.TestCase):
         TINY, sweep_learning_rates=(0.05, 0.5), sweep_steps=2,
         stable_loss_ratio=10.0, num_steps=5, checkpoint_every=2)
     data = tiny_dataset()
+    # pylint: disable-next=protected-access
+    misses = train._programs.cache_info().misses
     with tempfile.TemporaryDirectory() as root:
       whole, cut = os.path.join(root, "whole"), os.path.join(root, "cut")
       summary = experiment.run_experiment(config, whole, dataset=data)
@@ -266,7 +269,8 @@ class TrainTest(absltest.TestCase):
                               for d in (whole, cut))
         self.assertEqual(a[name], b[name], name)
     # Sweep, constant and fractal runs of both experiments: one program.
-    self.assertEqual(train._programs.cache_info().currsize, 1)  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    self.assertLessEqual(train._programs.cache_info().misses - misses, 1)
 
   def test_throughput_run(self):
     config = dataclasses.replace(
@@ -292,7 +296,8 @@ class TrainTest(absltest.TestCase):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
         check=False)
     self.assertEqual(result.returncode, 2)
-    self.assertIn("momentum must lie in [0, 1), got momentum=1.0", result.stderr)
+    self.assertIn("momentum must lie in [0, 1), got momentum=1.0",
+                  result.stderr)
 
 
 if __name__ == "__main__":
