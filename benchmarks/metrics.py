@@ -64,7 +64,8 @@ class MetricsWriter:
 
   def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
     self.path = os.fspath(path)
-    if not files.is_lead_process():  # One writer on a multi-host run.
+    self._lead = files.is_lead_process()
+    if not self._lead:  # One writer on a multi-host run.
       self._file = open(os.devnull, "a")
       return
     kept = []
@@ -108,7 +109,8 @@ class MetricsWriter:
   def flush(self) -> None:
     """Flushes and fsyncs, so the file survives a kill."""
     self._file.flush()
-    os.fsync(self._file.fileno())
+    if self._lead:  # fsync of os.devnull fails (EINVAL) on Linux.
+      os.fsync(self._file.fileno())
 
   def close(self) -> None:
     if not self._file.closed:
