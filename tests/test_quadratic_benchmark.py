@@ -26,7 +26,9 @@ from benchmarks.quadratic import report
 
 _TARGETS = ("fractal_iterations_vs_bound", "fractal_vs_gd",
             "fractal_vs_heavy_ball", "float32_matches_float64",
-            "sorted_orders_nonfinite_float32", "wall_time_vs_sgd")
+            "sorted_orders_nonfinite_float32", "wall_time_vs_sgd",
+            "adaptive_vs_oracle_kappa_ge_1e3",
+            "adaptive_vs_oracle_kappa_below_1e3", "adaptive_finite")
 
 
 class QuickRunTest(absltest.TestCase):
@@ -61,7 +63,7 @@ class QuickRunTest(absltest.TestCase):
   def test_json_structure(self):
     r = self.results
     for key in ("command", "config", "environment", "orders", "acceleration",
-                "timing", "noise", "negative_progress", "schedule",
+                "timing", "noise", "negative_progress", "adaptive", "schedule",
                 "targets", "wall_time_s"):
       self.assertIn(key, r)
     self.assertEqual(r["command"], "python -m benchmarks.quadratic --quick "
@@ -118,6 +120,42 @@ class QuickRunTest(absltest.TestCase):
         self.assertTrue(math.isclose(r["fractal_sgd_final_error"],
                                      r["final_error"], rel_tol=1e-6), r)
 
+  def test_adaptive_runs_against_the_oracle(self):
+    adaptive = self.results["adaptive"]
+    eps, cfg = adaptive["tolerance"], self.results["config"]
+    by = {(r["kappa"], r["method"]): r for r in adaptive["records"]
+          if r["method"] != "adaptive"}
+    runs = [r for r in adaptive["records"] if r["method"] == "adaptive"]
+    self.assertLen(runs, len(cfg["adaptive_kappas"])
+                   * len(cfg["adaptive_guesses"]))
+    for r in runs:
+      oracle = by[r["kappa"], "oracle"]
+      self.assertEqual(oracle["num_steps"], r["num_steps"])
+      self.assertEqual(oracle["evaluations"], oracle["iterations"])
+      self.assertTrue(r["finite"] and oracle["finite"], r)
+      self.assertIsNotNone(r["iterations"], r)
+      # Cost = steps + extra loss evaluations + 2 per HVP, one HVP at least
+      # per finished cycle.
+      self.assertEqual(r["evaluations"], r["iterations"]
+                       + r["num_value_evals"] + 2 * r["num_hvps"])
+      self.assertGreaterEqual(r["num_hvps"],
+                              r["num_accepted"] + r["num_rejected"])
+      self.assertGreater(r["num_accepted"], 0)
+      self.assertAlmostEqual(r["ratio_to_oracle"],
+                             r["evaluations"] / oracle["evaluations"])
+      for rec in (r, oracle):  # The curves end where ε is reached.
+        self.assertLessEqual(rec["curve"]["errors"][-1], eps * (1 + 1e-3))
+        self.assertEqual(rec["curve"]["evaluations"][-1], rec["evaluations"])
+      self.assertTrue(math.isfinite(r["final_max_curvature"]))
+      self.assertGreater(r["seconds_to_eps"], 0.0)
+    targets = {t["name"]: t for t in self.results["targets"]}
+    ratios = {k: v for name in ("adaptive_vs_oracle_kappa_ge_1e3",
+                                "adaptive_vs_oracle_kappa_below_1e3")
+              for k, v in targets[name]["per_run"].items()}
+    self.assertEqual(sorted(ratios.values()),
+                     sorted(r["ratio_to_oracle"] for r in runs))
+    self.assertTrue(targets["adaptive_finite"]["passed"])
+
   def test_state_bytes(self):
     opts = self.results["timing"]["problems"][0]["optimizers"]
     self.assertFalse(opts["fractal"]["per_parameter_state"])
@@ -159,7 +197,9 @@ class PiecesTest(parameterized.TestCase):
       ({"timing_steps": (1, 2, 3)}, "timing_steps"),
       ({"orders_dtypes": ("float16",)}, "orders_dtypes"),
       ({"cycle_lengths": ()}, "cycle_lengths"),
-      ({"noise_kappa": 1.0}, "noise_kappa=1.0"))
+      ({"noise_kappa": 1.0}, "noise_kappa=1.0"),
+      ({"adaptive_kappas": (1e2, 1.0)}, "adaptive_kappas"),
+      ({"adaptive_guesses": (0.0,)}, "adaptive_guesses"))
   def test_config_check(self, change, message):
     with self.assertRaisesRegex(ValueError, message):
       dataclasses.replace(configs.PRESETS["quick"], **change)

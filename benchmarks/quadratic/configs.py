@@ -6,8 +6,9 @@ checks every preset and override.
 
 Presets:
 
-* ``default``: the full benchmark (all four experiments, the targets of the
-  issue); about 2 minutes on 2 CPU cores.
+* ``default``: the full benchmark (all five experiments, the targets of the
+  issues); about 4 minutes on 2 shared CPU cores, of which the adaptive part
+  takes about one (mostly compiling one adaptive scan per cycle length).
 * ``quick``: the same code on small grids, under a minute (CI smoke test).
 """
 
@@ -63,6 +64,16 @@ class Config:
       reported).
     negative_kappas: κ of the negative-progress experiment.
     negative_num_steps: T of the negative-progress experiment.
+    adaptive_dim: dimension of the diagonal float32 problems of the
+      adaptive experiment (``adaptive_fractal_sgd`` with ``M`` unknown).
+    adaptive_kappas: condition numbers of the adaptive experiment.
+    adaptive_guesses: the ``max_curvature`` guesses, as multiples of the
+      true ``M`` (``m`` is given exactly).
+    adaptive_tolerance: ε of the adaptive experiment (float32).
+    adaptive_budget: an adaptive run gives up after this many times the
+      oracle fractal's iterations to ε.
+    adaptive_timing_repeats: warm repeats of each run whose median wall time
+      is reported.
     progress: draw a progress bar on stderr (does not change results).
   """
 
@@ -94,24 +105,32 @@ class Config:
   noise_repeats: int = 5
   negative_kappas: tuple[float, ...] = (1e2, 1e3, 1e4)
   negative_num_steps: tuple[int, ...] = (64, 100, 256)
+  adaptive_dim: int = 256
+  adaptive_kappas: tuple[float, ...] = (1e2, 1e3, 1e4, 1e5)
+  adaptive_guesses: tuple[float, ...] = (0.01, 1.0, 100.0)
+  adaptive_tolerance: float = 1e-5
+  adaptive_budget: int = 10
+  adaptive_timing_repeats: int = 7
   progress: bool = True
 
   def __post_init__(self):
     for name in ("orders_kappas", "orders_num_steps", "orders_dtypes",
                  "accel_kappas", "cycle_lengths", "timing_dims",
                  "noise_num_steps", "noise_scales", "negative_kappas",
-                 "negative_num_steps"):
+                 "negative_num_steps", "adaptive_kappas", "adaptive_guesses"):
       checks.non_empty(name, getattr(self, name))
     for name in ("chunk_size", "orders_dim", "orders_num_steps", "accel_dim",
                  "tolerance", "cycle_lengths", "max_iterations", "timing_dims",
                  "timing_steps", "timing_repeats", "noise_num_steps",
-                 "noise_repeats", "negative_num_steps", "profile_oversample"):
+                 "noise_repeats", "negative_num_steps", "profile_oversample",
+                 "adaptive_dim", "adaptive_guesses", "adaptive_tolerance",
+                 "adaptive_budget", "adaptive_timing_repeats"):
       checks.positive(name, getattr(self, name))
     checks.non_negative("noise_scales", self.noise_scales)
     checks.one_of("orders_dtypes", self.orders_dtypes,
                   ("float64", "float32", "bfloat16"))
     for name in ("orders_kappas", "accel_kappas", "negative_kappas",
-                 "noise_kappa"):
+                 "noise_kappa", "adaptive_kappas"):
       value = getattr(self, name)
       checks.require(min(value if isinstance(value, tuple) else (value,)) > 1,
                      f"every κ must be > 1, got {name}={value!r}.")
@@ -149,6 +168,10 @@ PRESETS = {
         noise_repeats=2,
         negative_kappas=(1e3,),
         negative_num_steps=(64,),
+        adaptive_dim=32,
+        adaptive_kappas=(3e2, 1e3),  # One cycle length (T = 32): one compile.
+        adaptive_guesses=(0.01, 100.0),
+        adaptive_timing_repeats=1,
     ),
 }
 

@@ -1,6 +1,6 @@
-"""The quadratic benchmark: four experiments, the targets, one entry point.
+"""The quadratic benchmark: five experiments, the targets, one entry point.
 
-:func:`run` (``run(config, workdir)``) runs five resumable parts, each a unit
+:func:`run` (``run(config, workdir)``) runs six resumable parts, each a unit
 of ``benchmarks.resume.Store``, then writes the report:
 
 1. :func:`orders`: the same Chebyshev steps in five orders (fractal,
@@ -17,13 +17,21 @@ of ``benchmarks.resume.Store``, then writes the report:
    with the noise's predicted contribution from the suffix products.
 4. :func:`negative_progress`: how often the fractal schedule increases the
    loss, by how much, and its final error against the bound.
+5. :func:`adaptive`: ``adaptive_fractal_sgd`` with ``M`` unknown (guesses
+   100× too low and too high) against the oracle ``fractal_sgd`` that knows
+   ``[m, M]``, in float32: gradient evaluations (an HVP counts as 2) and wall
+   time to ε.
 
 :func:`targets` turns the results into the issue's pass/fail ratios.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -424,6 +432,173 @@ def negative_progress(config: configs.Config, progress: Progress = _quiet
   return {"dim": config.orders_dim, "records": records}
 
 
+# ---------------------------------------------------------------------------
+# 5. The adaptive fractal optimiser with M unknown.
+# ---------------------------------------------------------------------------
+
+
+def adaptive_num_steps(kappa: float) -> int:
+  """The cycle length of the adaptive experiment: the smallest power of two
+  ``≥ √κ`` (each cycle then contracts the error by a factor of at least
+  ``cosh(2)`` ≈ 3.8, so ε is reached in a handful of cycles).
+
+  Example:
+    >>> [adaptive_num_steps(k) for k in (1e2, 1e3, 1e4, 1e5)]
+    [16, 32, 128, 512]
+  """
+  return 1 << (math.ceil(math.sqrt(kappa)) - 1).bit_length()
+
+
+def _curve(evaluations: np.ndarray, errors: np.ndarray, stop: int | None,
+           num_points: int = 300) -> dict[str, list[Any]]:
+  """At most ``num_points`` (evaluations, error) pairs of a run up to ε."""
+  n = errors.size if stop is None else stop
+  idx = np.unique(np.linspace(0, n - 1, min(n, num_points)).astype(int))
+  return {"evaluations": [int(v) for v in evaluations[idx]],
+          "errors": [_finite_or_none(float(f"{v:.4g}")) for v in errors[idx]]}
+
+
+def _timed(fn: Callable[[], simulation.Trajectory], repeats: int
+           ) -> tuple[simulation.Trajectory, float]:
+  """``fn()`` once to compile, then the median wall time of ``repeats``."""
+  traj = fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    again = fn()
+    times.append(time.perf_counter() - start)
+    if again.first_below != traj.first_below:
+      raise RuntimeError("a repeated run reached ε at another step: "
+                         f"{traj.first_below} then {again.first_below}.")
+  return traj, statistics.median(times)
+
+
+def adaptive(config: configs.Config, progress: Progress = _quiet
+             ) -> dict[str, Any]:
+  """``adaptive_fractal_sgd`` with ``M`` unknown against the oracle fractal.
+
+  Diagonal float32 problems (x64 off, as a user runs them) with spectrum
+  ``[m, M] = [1/κ, 1]``; ``m`` is given exactly, ``max_curvature`` is
+  ``guess · M``. Every run starts at ``x_0 = 0`` and stops at the first step
+  with ``‖x − x*‖/‖x_0 − x*‖ ≤ ε`` (``adaptive_tolerance``). Methods, all with
+  the cycle length ``T = adaptive_num_steps(κ)``:
+
+  * ``oracle``: ``fractal_sgd(T, m, M)`` repeated (it knows ``[m, M]``);
+  * ``adaptive``: ``adaptive_fractal_sgd(T, min_curvature=m,
+    max_curvature=guess·M)`` with the library's defaults, given
+    ``value=f(x)``, ``grad`` and ``value_fn=f`` (``problems.loss``, the plain
+    ``½xᵀAx − bᵀx`` in float32); it gives up after ``adaptive_budget`` times
+    the oracle's iterations;
+  * ``single_cycle``: one fractal cycle of the smallest sufficient length
+    (bisection over T, as in :func:`acceleration`), a second reference.
+
+  Cost is counted in gradient evaluations: one per step (value and gradient
+  together), plus, for the adaptive runs, ``num_value_evals + 2·num_hvps``
+  from the state at the step that reaches ε. Wall time: the median of
+  ``adaptive_timing_repeats`` warm repeats of the whole run (a string of
+  jitted chunks of ``chunk_size`` steps, which may run past ε to the end of a
+  chunk); ``seconds_to_eps`` scales it to the steps to ε.
+  """
+  eps, dim, records = config.adaptive_tolerance, config.adaptive_dim, []
+  size = 1 << (int(1.25 * predicted_num_steps(
+      max(config.adaptive_kappas), eps)) - 1).bit_length()
+  repeats = config.adaptive_timing_repeats
+  for kappa in config.adaptive_kappas:
+    problem, spec = problems.make_quadratic(dim, kappa, dense=False,
+                                            dtype="float32", seed=config.seed)
+    m, big_m = spec.min_curvature, spec.max_curvature
+    t = adaptive_num_steps(kappa)
+
+    def summarise(method, traj, seconds, evaluations, **extra):
+      hit = traj.first_below
+      steps_run = traj.errors.size
+      cost = int(evaluations[hit - 1]) if hit else None
+      rec = {"kappa": kappa, "num_steps": t, "method": method,
+             "iterations": hit, "evaluations": cost,
+             "finite": traj.first_nonfinite is None
+                       and bool(np.all(np.isfinite(traj.errors))),
+             "first_nonfinite": traj.first_nonfinite,
+             "wall_seconds": seconds, "steps_run": steps_run,
+             "seconds_per_step": seconds / steps_run,
+             "seconds_to_eps": (seconds / steps_run * hit if hit else None),
+             "curve": _curve(evaluations, traj.errors, hit), **extra}
+      records.append(rec)
+      progress()
+      return rec
+
+    oracle_run = lambda: simulation.run(
+        simulation.fractal_builder(t), (m, big_m), problem,
+        num_steps=config.max_iterations, chunk_size=config.chunk_size,
+        stop_below=eps)
+    traj, seconds = _timed(oracle_run, repeats)
+    oracle = summarise("oracle", traj, seconds,
+                       np.arange(1, traj.errors.size + 1))
+
+    final_at = lambda n, problem=problem, kappa=kappa: simulation.run(
+        baselines.steps, (_table(chebyshev_steps(n, kappa)[
+            fractal_optax.fractal_order(n)], size),), problem, num_steps=n,
+        chunk_size=config.chunk_size).final
+    single = smallest_sufficient(final_at, eps, start=predicted_num_steps(
+        kappa, eps), limit=size)
+    records.append({"kappa": kappa, "method": "single_cycle",
+                    "num_steps": single, "iterations": single,
+                    "evaluations": single,
+                    "predicted": predicted_num_steps(kappa, eps)})
+
+    budget = config.adaptive_budget * (oracle["iterations"]
+                                       or config.max_iterations)
+    for guess in config.adaptive_guesses:
+      adaptive_run = lambda guess=guess: simulation.run(
+          simulation.adaptive_builder(t), (m, guess * big_m), problem,
+          num_steps=budget, chunk_size=config.chunk_size, stop_below=eps,
+          with_value=True, record=simulation.adaptive_cost)
+      traj, seconds = _timed(adaptive_run, repeats)
+      rec = traj.recorded
+      at = (traj.first_below or traj.errors.size) - 1
+      summarise(
+          "adaptive", traj, seconds, rec["evaluations"], guess=guess,
+          max_curvature_guess=guess * big_m,
+          num_hvps=int(rec["num_hvps"][at]),
+          num_value_evals=int(rec["num_value_evals"][at]),
+          num_rejected=int(rec["num_rejected"][at]),
+          num_accepted=int(rec["num_accepted"][at]),
+          final_max_curvature=float(rec["max_curvature"][at]),
+          final_min_curvature=float(rec["min_curvature"][at]),
+          true_max_curvature=big_m, budget=budget,
+          best_error=_finite_or_none(float(np.nanmin(traj.errors))))
+  by = {(r["kappa"], r["method"]): r for r in records
+        if r["method"] != "adaptive"}
+  for r in records:
+    if r["method"] == "adaptive":
+      o, s1 = by[r["kappa"], "oracle"], by[r["kappa"], "single_cycle"]
+      r["ratio_to_oracle"] = _ratio(r["evaluations"], o["evaluations"])
+      r["ratio_to_single_cycle"] = _ratio(r["evaluations"], s1["evaluations"])
+      r["wall_ratio_to_oracle"] = _ratio(r["seconds_to_eps"],
+                                         o["seconds_to_eps"])
+  defaults = {name: p.default for name, p in inspect.signature(
+      fractal_optax.adaptive_fractal_sgd).parameters.items()
+              if p.default is not inspect.Parameter.empty}
+  return {"dim": dim, "dtype": "float32", "tolerance": eps,
+          "library_defaults": defaults, "library_source": _ADAPTIVE_SOURCE,
+          "records": records}
+
+
+def _source_digest(fn: Callable[..., Any]) -> dict[str, str | None]:
+  """The file that defines ``fn`` and its sha256 (which code was measured)."""
+  try:
+    path = inspect.getsourcefile(fn)
+    with open(path, "rb") as f:
+      digest = hashlib.sha256(f.read()).hexdigest()
+  except (OSError, TypeError):
+    return {"file": None, "sha256": None}
+  return {"file": os.path.basename(path), "sha256": digest}
+
+
+# Read when this module is imported, as close as possible to when the library
+# code that runs was imported.
+_ADAPTIVE_SOURCE = _source_digest(fractal_optax.adaptive_fractal_sgd)
+
+
 def schedule_examples(config: configs.Config) -> list[dict[str, Any]]:
   """The fractal schedule at ``figure_kappa`` for two cycle lengths."""
   return [{"kappa": config.figure_kappa, "num_steps": t,
@@ -496,6 +671,40 @@ def targets(results: dict[str, Any], config: configs.Config
       per_problem={str(p["dim"]): p["optimizers"]["fractal"][
           "relative_to_sgd"] for p in timing},
       cpu_time_ratio=opts["fractal"]["cpu_relative_to_sgd"]))
+  out.extend(_adaptive_targets(results["adaptive"]))
+  return out
+
+
+def _adaptive_targets(adaptive_result: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+  """Adaptive evaluations-to-ε over the oracle fractal's, and finiteness."""
+  runs = [r for r in adaptive_result["records"] if r["method"] == "adaptive"]
+  eps = adaptive_result["tolerance"]
+  out = []
+  for name, select, limit, where in (
+      ("adaptive_vs_oracle_kappa_ge_1e3", lambda k: k >= 1e3, 1.25,
+       "κ ≥ 1e3"),
+      ("adaptive_vs_oracle_kappa_below_1e3", lambda k: k < 1e3, 1.5,
+       "κ < 1e3")):
+    chosen = [r for r in runs if select(r["kappa"])]
+    if not chosen:
+      continue
+    ratios = [r["ratio_to_oracle"] for r in chosen]
+    valid = [v for v in ratios if v is not None]
+    out.append(_target(
+        name, f"adaptive_fractal_sgd gradient evaluations to ε={eps:g} "
+        "(count + extra evaluations + 2·HVPs) / oracle fractal_sgd(T, m, M) "
+        f"evaluations, float32, max over {where} and every max_curvature "
+        "guess", max(valid) if valid else None, f"<= {limit}",
+        len(valid) == len(ratios) and max(valid) <= limit,
+        per_run={f"kappa={r['kappa']:g},guess={r['guess']:g}":
+                 r["ratio_to_oracle"] for r in chosen}))
+  bad = [r for r in runs if not r["finite"]]
+  out.append(_target(
+      "adaptive_finite", "adaptive runs with a non-finite iterate (every κ "
+      "and guess)", len(bad), "== 0", not bad,
+      nonfinite_runs=[f"kappa={r['kappa']:g},guess={r['guess']:g}"
+                      for r in bad]))
   return out
 
 
@@ -556,12 +765,13 @@ def _float32_targets(orders_result: dict[str, Any], config: configs.Config
 # ---------------------------------------------------------------------------
 
 PARTS = {"orders": orders, "acceleration": acceleration, "timing": timing,
-         "noise": noise, "negative_progress": negative_progress}
+         "noise": noise, "negative_progress": negative_progress,
+         "adaptive": adaptive}
 
 
 def run(config: configs.Config, workdir: str, *, command: str = ""
         ) -> dict[str, Any]:
-  """Runs (or resumes) the five parts, checks the targets, writes the report.
+  """Runs (or resumes) the six parts, checks the targets, writes the report.
 
   Each part is a unit of ``resume.Store``: a run killed midway and restarted
   with the same config recomputes only the unfinished parts.

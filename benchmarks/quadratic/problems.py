@@ -150,3 +150,18 @@ def excess_loss(problem: Quadratic, x: jax.Array) -> jax.Array:
   ae = (jnp.matmul(a, e, precision=jax.lax.Precision.HIGHEST)
         if a.ndim == 2 else a * e)
   return 0.5 * jnp.sum(e * ae)
+
+
+def loss(problem: Quadratic, x: jax.Array) -> jax.Array:
+  """``f(x) = ½ xᵀAx − bᵀx`` in the problem's dtype (as a user writes it).
+
+  Unlike :func:`excess_loss` it does not know ``x*``: near the minimum it is
+  ``f* + (f − f*)`` with ``|f*|`` much larger than ``f − f*``, so in float32
+  its rounding (about ``u·|f*|``) hides progress below that size. This is the
+  value an optimiser that tests the loss (``adaptive_fractal_sgd``) sees.
+  """
+  if problem.matrix.ndim == 2:
+    ax = jnp.matmul(problem.matrix, x, precision=jax.lax.Precision.HIGHEST)
+  else:
+    ax = problem.matrix * x
+  return 0.5 * jnp.sum(x * ax) - jnp.sum(problem.rhs * x)

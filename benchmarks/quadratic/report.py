@@ -10,7 +10,9 @@ Everything is written atomically (``benchmarks.files``, ``reporting``):
 * ``orders_error.png``: error against iteration for the five orders;
 * ``iterations_to_eps.png``: iterations-to-ε against κ, log-log, with √κ
   and κ reference lines;
-* ``float32_horizon.png``: final error against ``T`` in float32.
+* ``float32_horizon.png``: final error against ``T`` in float32;
+* ``adaptive.png``: error against gradient evaluations of
+  ``adaptive_fractal_sgd`` (M unknown) and the oracle ``fractal_sgd``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from benchmarks import files
 from benchmarks import reporting
 
 FIGURES = ("schedule.png", "orders_error.png", "iterations_to_eps.png",
-           "float32_horizon.png")
+           "float32_horizon.png", "adaptive.png")
 ORDER_STYLE = {"fractal": ("C0", "-"), "largest_first": ("C3", "--"),
                "smallest_first": ("C1", "--"), "random": ("C7", ":"),
                "filtered": ("C2", "-.")}
@@ -214,8 +216,76 @@ def markdown(results: dict[str, Any]) -> str:
       rows, ["kappa", "num_steps", "fraction_increasing",
              "max_increase_factor", "max_loss_over_initial", "final_error",
              "bound", "float64_floor", "within_bound_or_floor"]))
+  lines += _adaptive_section(results.get("adaptive"))
   lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]
   return "\n".join(lines)
+
+
+def _adaptive_section(adaptive: dict[str, Any] | None) -> list[str]:
+  """The adaptive-vs-oracle table (evaluations and wall time to ε)."""
+  if not adaptive:
+    return []
+  recs = adaptive["records"]
+  by = {(r["kappa"], r["method"]): r for r in recs
+        if r["method"] != "adaptive"}
+  lines = [f"## Adaptive fractal with M unknown ({adaptive['dtype']}, "
+           f"diagonal, d = {adaptive['dim']}, ε = {adaptive['tolerance']:g})",
+           ""]
+  rows = []
+  ms = lambda v: None if v is None else v * 1e3
+  for r in recs:
+    if r["method"] != "adaptive":
+      continue
+    o, s1 = by[r["kappa"], "oracle"], by[r["kappa"], "single_cycle"]
+    goal = 1.25 if r["kappa"] >= 1e3 else 1.5
+    ratio = r["ratio_to_oracle"]
+    rows.append({
+        "κ": f"{r['kappa']:g}", "T": r["num_steps"],
+        "M guess / M": f"{r['guess']:g}",
+        "oracle evals": _fmt(o["evaluations"]),
+        "adaptive evals": _fmt(r["evaluations"]),
+        "ratio": _fmt(ratio), "goal": f"≤ {goal:g}",
+        "pass": "PASS" if ratio is not None and ratio <= goal else "FAIL",
+        "adaptive steps": _fmt(r["iterations"]), "HVPs": r["num_hvps"],
+        "rejections": r["num_rejected"],
+        "final M": r["final_max_curvature"],
+        "finite": _fmt(r["finite"]),
+        "single cycle T": _fmt(s1["evaluations"]),
+        "ratio to single": _fmt(r["ratio_to_single_cycle"]),
+        "oracle ms": _fmt(ms(o["seconds_to_eps"])),
+        "adaptive ms": _fmt(ms(r["seconds_to_eps"])),
+        "wall ratio": _fmt(r["wall_ratio_to_oracle"]),
+    })
+  columns = ["κ", "T", "M guess / M", "oracle evals", "adaptive evals",
+             "ratio", "goal", "pass", "adaptive steps", "HVPs", "rejections",
+             "final M", "finite", "single cycle T", "ratio to single",
+             "oracle ms", "adaptive ms", "wall ratio"]
+  lines.append(reporting.markdown_table(rows, columns))
+  lines += [
+      "`adaptive_fractal_sgd(T, min_curvature=m, max_curvature=guess·M)` "
+      "(library defaults; m exact) against the oracle `fractal_sgd(T, m, M)`"
+      " repeated, same T (the smallest power of two ≥ √κ). Evaluations to ε "
+      "count value-and-gradient calls plus extra loss evaluations plus 2 per "
+      "HVP (adaptive: the Lanczos HVPs at the start, one per cycle, one per "
+      "rejection). `single cycle T`: one fractal cycle of the smallest "
+      "sufficient length (knows [m, M] and ε). `final M`: the adaptive "
+      "estimate when ε is reached (true M = 1). Wall time to ε (ms): the "
+      "median warm run's time per step × steps to ε (both are jitted "
+      "`lax.scan` chunks; the adaptive step also evaluates the loss). On a "
+      "problem this small the gradient is cheap, so the wall ratio measures "
+      "the per-step overhead of the adaptive update, and it is noisy on a "
+      "shared machine.", ""]
+  defaults = adaptive.get("library_defaults")
+  if defaults:
+    lines += ["`adaptive_fractal_sgd` defaults in this run: " + ", ".join(
+        f"`{k}={v!r}`" for k, v in defaults.items() if k not in (
+            "min_curvature", "l2_regularization", "max_condition_number",
+            "max_curvature", "num_steps")) + ".", ""]
+  source = adaptive.get("library_source") or {}
+  if source.get("sha256"):
+    lines += [f"Measured code: `{source['file']}` sha256 "
+              f"`{source['sha256'][:16]}…`.", ""]
+  return lines
 
 
 # ---------------------------------------------------------------------------
@@ -224,10 +294,11 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def write_figures(results: dict[str, Any], workdir: str) -> list[str]:
-  """Draws and saves the four figures; returns their paths."""
+  """Draws and saves the figures; returns their paths."""
   paths = []
   for name, draw in zip(FIGURES, (_schedule, _orders_error,
-                                  _iterations_to_eps, _float32_horizon)):
+                                  _iterations_to_eps, _float32_horizon,
+                                  _adaptive)):
     fig = draw(results)
     path = os.path.join(workdir, name)
     reporting.save_figure(fig, path)
@@ -359,5 +430,45 @@ def _float32_horizon(results):
   ax.set_ylabel("final ‖x_T − x*‖ / ‖x_0 − x*‖")
   ax.set_title(f"float32 horizon, κ = {kappa:g} (▲: ended in inf/NaN)")
   ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def _adaptive(results):
+  adaptive = results["adaptive"]
+  recs = adaptive["records"]
+  kappas = list(dict.fromkeys(r["kappa"] for r in recs))
+  fig, axes = reporting.subplots(1, len(kappas),
+                                 figsize=(4.6 * len(kappas), 4),
+                                 squeeze=False)
+  eps = adaptive["tolerance"]
+  for ax, kappa in zip(axes[0], kappas):
+    runs = [r for r in recs if r["kappa"] == kappa and "curve" in r]
+    guesses = [r["guess"] for r in runs if r["method"] == "adaptive"]
+    for r in runs:
+      x = np.asarray(r["curve"]["evaluations"], float)
+      y = np.array([np.nan if v is None else v for v in r["curve"]["errors"]],
+                   float)
+      if r["method"] == "oracle":
+        label, style = "oracle fractal_sgd (knows M)", dict(
+            color="k", lw=1.6, alpha=0.6)
+      else:
+        i = guesses.index(r["guess"])
+        label, style = f"adaptive, M guess = {r['guess']:g}·M", dict(
+            color=("C0", "C2", "C1", "C4")[i % 4], lw=1,
+            ls=("-", ":", "--", "-.")[i % 4])
+      ax.plot(x, y, label=label, **style)
+      if r["method"] == "oracle" and r["evaluations"]:
+        goal = 1.25 if kappa >= 1e3 else 1.5
+        ax.axvline(goal * r["evaluations"], color="C3", ls=":", lw=0.8,
+                   label=f"{goal:g}× oracle evaluations (goal)")
+    ax.axhline(eps, color="k", ls=":", lw=0.8, label=f"ε = {eps:g}")
+    ax.set_yscale("log")
+    ax.set_ylim(eps / 30, 1e4)
+    ax.set_xlabel("gradient evaluations (HVP = 2)")
+    ax.set_ylabel("‖x − x*‖ / ‖x_0 − x*‖")
+    ax.set_title(f"κ = {kappa:g}, T = {runs[0]['num_steps']}, float32 "
+                 "(identical runs overlap)", fontsize=9)
+    ax.legend(fontsize=6)
   fig.tight_layout()
   return fig

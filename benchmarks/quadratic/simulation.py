@@ -12,9 +12,12 @@ of
   (u_t, s_{t+1}) = \\text{opt.update}(g_t, s_t, x_t), \\qquad
   x_{t+1} = x_t + u_t,
 
-recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``) after every
-step. The compiled function depends only on the builder, the dtype and the
-shapes, so every κ, schedule and order of one kind reuses it.
+recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``, and
+scalars of the optimiser state) after every step. Optimisers that test the
+loss (``fractal_optax.adaptive_fractal_sgd``) get ``update(g_t, s_t, x_t,
+value=f(x_t), grad=g_t, value_fn=f)`` with ``f = problems.loss``. The
+compiled function depends only on the builder, the dtype and the shapes, so
+every κ, schedule and order of one kind reuses it.
 A run stops early once its iterate is inf/NaN (it stays so) or, for an
 iterations-to-ε count, once the error is below ε.
 """
@@ -33,10 +36,41 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import fractal_optax
 from benchmarks import baselines
 from benchmarks.quadratic import problems
 
 Builder = Callable[..., optax.GradientTransformation]
+
+
+def _adaptive(num_steps: int, m: jax.Array, max_curvature_guess: jax.Array
+              ) -> optax.GradientTransformationExtraArgs:
+  return fractal_optax.adaptive_fractal_sgd(
+      num_steps, min_curvature=m, max_curvature=max_curvature_guess)
+
+
+@functools.lru_cache(maxsize=None)
+def adaptive_builder(num_steps: int) -> Builder:
+  """``(m, M_guess) -> adaptive_fractal_sgd(T, min_curvature=m,
+  max_curvature=M_guess)`` (the library's defaults otherwise); one object
+  per ``T``. Run it with ``simulation.run(..., with_value=True)``."""
+  return functools.partial(_adaptive, num_steps)
+
+
+def adaptive_cost(state: Any) -> dict[str, jax.Array]:
+  """Per-step record of an ``adaptive_fractal_sgd`` state (for ``run``).
+
+  ``evaluations`` is the cost so far in gradient evaluations, ``count +
+  num_value_evals + 2·num_hvps`` (one HVP costs about two gradients).
+  """
+  return {"evaluations": state.count + state.num_value_evals
+                         + 2 * state.num_hvps,
+          "num_hvps": state.num_hvps,
+          "num_value_evals": state.num_value_evals,
+          "num_rejected": state.num_rejected,
+          "num_accepted": state.num_accepted,
+          "max_curvature": state.max_curvature,
+          "min_curvature": state.min_curvature}
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,12 +101,15 @@ class Trajectory:
       tracked, else None.
     first_nonfinite: first ``t`` (1-based) with a non-finite error, or None.
     first_below: first ``t`` with error ≤ the run's ``stop_below``, or None.
+    recorded: name -> ``(n,)`` array of the run's ``record(state)`` after
+      each step (empty without ``record``).
   """
 
   errors: np.ndarray
   losses: np.ndarray | None
   first_nonfinite: int | None
   first_below: int | None
+  recorded: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @property
   def final(self) -> float:
@@ -85,12 +122,16 @@ def _init(builder: Builder, args: tuple[jax.Array, ...], x: jax.Array) -> Any:
 
 
 @functools.partial(
-    jax.jit, static_argnames=("builder", "num_steps", "noisy", "track_loss"))
+    jax.jit, static_argnames=("builder", "num_steps", "noisy", "track_loss",
+                              "with_value", "record"))
 def _chunk(builder: Builder, args: tuple[jax.Array, ...],
            problem: problems.Quadratic, carry: tuple[Any, ...],
            noise_std: jax.Array, *, num_steps: int, noisy: bool,
-           track_loss: bool) -> tuple[tuple[Any, ...], tuple[jax.Array, ...]]:
+           track_loss: bool, with_value: bool = False,
+           record: Callable[[Any], dict[str, jax.Array]] | None = None
+           ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
   opt = builder(*args)
+  value_fn = functools.partial(problems.loss, problem)
 
   def step(carry, _):
     x, opt_state, key = carry
@@ -99,11 +140,17 @@ def _chunk(builder: Builder, args: tuple[jax.Array, ...],
       key, sub = jax.random.split(key)
       g = g + (noise_std * jax.random.normal(sub, x.shape, noise_std.dtype)
                ).astype(g.dtype)
-    updates, opt_state = opt.update(g, opt_state, x)
+    if with_value:
+      updates, opt_state = opt.update(g, opt_state, x, value=value_fn(x),
+                                      grad=g, value_fn=value_fn)
+    else:
+      updates, opt_state = opt.update(g, opt_state, x)
     x = optax.apply_updates(x, updates)
     out = (problems.error(problem, x),)
     if track_loss:
       out += (problems.excess_loss(problem, x),)
+    if record is not None:
+      out += (record(opt_state),)
     return (x, opt_state, key), out
 
   return jax.lax.scan(step, carry, length=num_steps)
@@ -112,7 +159,9 @@ def _chunk(builder: Builder, args: tuple[jax.Array, ...],
 def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
         *, num_steps: int, chunk_size: int,
         noise_std: float = 0.0, seed: int = 0, track_loss: bool = False,
-        stop_below: float | None = None) -> Trajectory:
+        stop_below: float | None = None, with_value: bool = False,
+        record: Callable[[Any], dict[str, jax.Array]] | None = None
+        ) -> Trajectory:
   """Runs ``num_steps`` steps of ``builder(*args)`` from ``x_0 = 0``.
 
   Args:
@@ -129,6 +178,10 @@ def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
     seed: noise seed.
     track_loss: also record ``f(x_t) − f*``.
     stop_below: stop after the chunk in which the error first drops to this.
+    with_value: pass ``value``, ``grad`` and ``value_fn`` (``problems.loss``)
+      to ``update`` (for ``adaptive_builder``).
+    record: a hashable function of the optimiser state returning a dict of
+      scalars, recorded after every step (e.g. :func:`adaptive_cost`).
 
   Returns:
     A :class:`Trajectory` (truncated to ``num_steps``, or to the end of the
@@ -141,17 +194,20 @@ def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
   carry = (x, _init(builder, args, x), jax.random.key(seed))
   noisy = noise_std > 0
   noise = jnp.asarray(noise_std, hyper_dtype(dtype))
-  errors, losses = [], []
+  errors, losses, recorded = [], [], []
   first_nonfinite = first_below = None
   done = 0
   while done < num_steps:
     carry, out = _chunk(builder, args, problem, carry, noise,
                         num_steps=chunk_size, noisy=noisy,
-                        track_loss=track_loss)
+                        track_loss=track_loss, with_value=with_value,
+                        record=record)
     err = np.asarray(out[0], np.float64) / initial_error
     errors.append(err)
     if track_loss:
       losses.append(np.asarray(out[1], np.float64))
+    if record is not None:
+      recorded.append(jax.tree.map(np.asarray, out[-1]))
     bad = np.flatnonzero(~np.isfinite(err))
     if bad.size and first_nonfinite is None:
       first_nonfinite = done + int(bad[0]) + 1
@@ -173,7 +229,10 @@ def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
   if track_loss:
     initial_loss = float(problems.excess_loss(problem, x))
     loss_array = np.concatenate([[initial_loss], *losses])[:errors.size + 1]
-  return Trajectory(errors, loss_array, first_nonfinite, first_below)
+  recorded = {k: np.concatenate([r[k] for r in recorded])[:errors.size]
+              for k in (recorded[0] if recorded else {})}
+  return Trajectory(errors, loss_array, first_nonfinite, first_below,
+                    recorded)
 
 
 def time_per_iteration(
