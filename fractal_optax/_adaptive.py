@@ -31,6 +31,8 @@ _MARGIN = 0.05
 # _RAISE; an accepted cycle divides it by _RELAX, down to the floor m.
 _RAISE = 4.0
 _RELAX = 2.0
+# An accepted cycle spends one power-iteration HVP every _POWER_EVERY cycles.
+_POWER_EVERY = 8
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -55,8 +57,10 @@ class ScaleByAdaptiveFractalState(NamedTuple):
       first update).
     min_curvature: ``m_eff >= m``, the lower end of the interval the current
       cycle's schedule is built for.
-    restarting: whether the last update returned to ``anchor`` after a
-      rejected cycle.
+    restarting: whether the last update rejected a cycle (it went back to
+      ``anchor`` and, when that step is finite, took the first step from it).
+    pending: whether the last update proposed a cycle end (this update tests
+      it on its ``value``).
     num_accepted: accepted cycles.
     num_rejected: rejected cycles (the parameters went back to ``anchor``).
     num_hvps: Hessian-vector products spent (one costs about two gradients).
@@ -72,6 +76,7 @@ class ScaleByAdaptiveFractalState(NamedTuple):
   max_curvature: jax.Array
   min_curvature: jax.Array
   restarting: jax.Array
+  pending: jax.Array
   num_accepted: jax.Array
   num_rejected: jax.Array
   num_hvps: jax.Array
@@ -152,22 +157,30 @@ def scale_by_adaptive_fractal(
   curvature, ``m`` the lower bound the caller gives (exactly one of
   ``min_curvature``, ``l2_regularization`` or ``max_condition_number``) and
   ``m ≤ m_eff ≤ M/2`` the lower end the current cycle is built for
-  (``κ_eff = M/m_eff``). The last step of a cycle evaluates ``f`` at the
-  proposed cycle end :math:`x_T` together with one Hessian-vector product there.
+  (``κ_eff = M/m_eff``). The last step of a cycle returns the proposed cycle
+  end :math:`x_T`; the test is made at the next update, on the loss ``value``
+  the caller passes there, :math:`f(x_T)`, at no extra cost.
 
   * **Accept** when :math:`f(x_T) \le f(a)`, ``a`` the anchor (the start of
-    the cycle), and :math:`x_T` is finite: ``x_T`` becomes the anchor, the HVP
-    is one step of power iteration (warm-started across cycles) that can raise
-    or lower ``M`` (``adapt_max_curvature``), and ``m_eff`` relaxes halfway back
-    to ``m``.
-  * **Reject** otherwise: the update returns the parameters to the anchor
-    (``updates = a − x``), and the next update spends one HVP at ``a`` along
-    the failed displacement :math:`d = x_T - a`. ``d`` is dominated by what
-    the cycle amplified: if its Rayleigh quotient :math:`\theta = d^\top H d /
-    d^\top d` exceeds ``M``, M was too low and is raised above θ; otherwise the
-    quadratic model failed (the largest steps, about ``1/m_eff``, carried the
-    iterate where the curvature differs) and ``m_eff`` is multiplied by 4.
-    Any non-finite loss or proposed parameter rejects the cycle at once.
+    the cycle), and ``value`` and the gradient there are finite: ``x_T``
+    becomes the anchor and the caller's gradient is the first step of the next
+    cycle, and ``m_eff`` relaxes halfway back to ``m``. At every 8th accepted
+    cycle one HVP at ``x_T`` is one step of power iteration (warm-started
+    across cycles) that can raise or lower ``M`` (``adapt_max_curvature``);
+    the other accepted cycles cost nothing beyond their ``T`` gradients.
+  * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
+    gradient there and the HVP along the failed displacement :math:`d = x_T -
+    a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
+    quotient :math:`\theta = d^\top H d / d^\top d` exceeds ``M``, M was too
+    low and is raised above θ; otherwise the quadratic model failed (the
+    largest steps, about ``1/m_eff``, carried the iterate where the curvature
+    differs) and ``m_eff`` is multiplied by 4. The update then returns the
+    first step of the repaired cycle from the anchor (``updates = a − η₀ ∇f(a)
+    − x``), so a rejection wastes one gradient (the caller's at ``x_T``).
+    A proposed step that is not finite (at any step of a cycle, or a
+    non-finite ``value`` or gradient) rejects the cycle at once in the same
+    way, and if the step from the anchor is not finite either the update
+    returns the anchor itself.
 
   ``M`` is first measured at the first update by ``num_init_hvps`` Lanczos
   steps at the initial parameters (the bound of :func:`estimate_curvature`,
@@ -176,32 +189,34 @@ def scale_by_adaptive_fractal(
   guess 100× too low or too high is corrected before the first step.
 
   **Guarantees.** (1) Parameters stay finite: every update is checked before it
-  is returned, and a non-finite loss or step sends the parameters back to the
-  last accepted anchor (finite). (2) The loss at accepted cycle ends never
-  rises, for any loss (convex or not): with full-batch ``value_fn``, the losses
-  :math:`f(a_0) \ge f(a_1) \ge \dots` of the anchors are non-increasing. After
-  a rejection the parameters are the anchor up to the rounding of
-  ``x + (a − x)`` (a relative change of order the dtype's epsilon). (3) On a
-  convex quadratic whose Hessian lies in ``[m, M]``, a cycle built for
-  ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
-  always accepted. Nothing is promised about the loss *inside* a cycle: the
-  fractal schedule's large steps raise it there by design.
+  is returned (the loss there may still be non-finite: that is caught at the
+  next update, which returns to the last accepted anchor, finite). (2) The
+  loss at accepted cycle ends never rises, for any loss (convex or not): with
+  full-batch ``value_fn``, the losses :math:`f(a_0) \ge f(a_1) \ge \dots` of
+  the anchors are non-increasing, and every cycle end with :math:`f(x_T) >
+  f(a)` is discarded at the next update. (3) On a convex quadratic whose
+  Hessian lies in ``[m, M]``, a cycle built for ``[m_eff, M]`` contracts the
+  error by :func:`chebyshev_error_bound` and is always accepted. Nothing is
+  promised about the loss *inside* a cycle, nor at a proposed cycle end before
+  its test: the fractal schedule's large steps raise it there by design.
 
   **Mini-batches.** ``value_fn`` is called on the caller's current batch
-  (pass it through ``extra_args``). The test then compares :math:`f_B(x_T)` on
-  batch ``B`` with ``f(a)`` measured when ``a`` was accepted, on an earlier
-  batch: it is a noisy test. With ``recheck_anchor=True`` the last step also
-  evaluates :math:`f_B(a)` (one extra evaluation per cycle) and the anchor
-  value is replaced by it, so both sides use the same batch; the guarantee
-  (2) then holds batch by batch (:math:`f_B(x_T) \le f_B(a)`), not for the
-  full loss. Curvature is measured on the current batch too.
+  (pass it through ``extra_args``). The test compares the caller's ``value``
+  :math:`f_B(x_T)` on the batch ``B`` of the update after the cycle end with
+  ``f(a)`` measured when ``a`` was accepted, on an earlier batch: it is a
+  noisy test. With ``recheck_anchor=True`` that update also evaluates
+  :math:`f_B(a)` (one extra evaluation per cycle) and the anchor value is
+  replaced by it, so both sides use the same batch; the guarantee (2) then
+  holds batch by batch (:math:`f_B(x_T) \le f_B(a)`), not for the full loss.
+  Curvature is measured on the current batch too.
 
   **State.** Two parameter-sized vectors (the anchor and the power-iteration
   vector) and scalars (see :class:`ScaleByAdaptiveFractalState`). **Cost**,
   in gradient evaluations: one per update (the caller's gradient), plus per
-  cycle one HVP (2) and, after a rejection, one more HVP (2), plus
-  ``2 · num_init_hvps`` once; ``recheck_anchor`` adds 1 per cycle. The state
-  counts them: ``count + num_value_evals + 2 · num_hvps``.
+  8 accepted cycles one HVP (2), per rejected cycle one HVP (2, the wasted
+  gradient at ``x_T`` being one of the updates), plus ``2 · num_init_hvps``
+  once; ``recheck_anchor`` adds 1 per cycle. The state counts them: ``count +
+  num_value_evals + 2 · num_hvps``.
 
   Args:
     num_steps: ``T``, the cycle length, a static positive int (a power of two
@@ -215,8 +230,8 @@ def scale_by_adaptive_fractal(
       ``num_init_hvps=0``).
     num_init_hvps: Lanczos steps that measure ``M`` at the first update (0:
       trust ``max_curvature``; failed cycles then correct it).
-    adapt_max_curvature: let the per-cycle power iteration lower ``M`` as
-      well as raise it.
+    adapt_max_curvature: let the power iteration (every 8th accepted cycle)
+      lower ``M`` as well as raise it.
     recheck_anchor: re-evaluate ``value_fn`` at the anchor on the current
       batch at each cycle end (for mini-batches).
     seed: seed of the random start vector of the curvature iterations.
@@ -319,6 +334,7 @@ def scale_by_adaptive_fractal(
         max_curvature=jnp.zeros((), dtype),
         min_curvature=jnp.zeros((), dtype),
         restarting=jnp.asarray(False),
+        pending=jnp.asarray(False),
         num_accepted=zero_i,
         num_rejected=zero_i,
         num_hvps=zero_i,
@@ -353,9 +369,9 @@ def scale_by_adaptive_fractal(
     def loss(p):
       return jnp.asarray(value_fn(p, **kwargs), dtype)
 
-    def value_and_hvp(p, v):
-      (f, _), (_, hv) = jax.jvp(jax.value_and_grad(loss), (p,), (v,))
-      return f, _float_part(hv)
+    def value_and_grad_and_hvp(p, v):
+      (f, g), (_, hv) = jax.jvp(jax.value_and_grad(loss), (p,), (v,))
+      return f, g, _float_part(hv)
 
     def power_stats(v, hv):
       theta = _tree_vdot(v, hv, dtype)
@@ -383,7 +399,7 @@ def scale_by_adaptive_fractal(
     num_hvps = state.num_hvps
     num_value_evals = state.num_value_evals
 
-    # First update: measure M at the initial parameters.
+    # First update: measure M at the initial parameters, which are the anchor.
     first = big_m <= 0
 
     def measure(_):
@@ -411,92 +427,107 @@ def scale_by_adaptive_fractal(
         lambda p, a: jnp.where(first, p, a), params, anchor)
     anchor_value = jnp.where(first, value, anchor_value)
 
-    # After a rejection the parameters are back at the anchor: diagnose along
-    # the failed displacement (stored, normalised, in ``direction``).
-    restarting = state.restarting
+    # The previous update proposed a cycle end: ``params`` is that end and the
+    # caller's ``value`` (and gradient) are the loss (and gradient) there.
+    pending = state.pending
+    if recheck_anchor:
+      anchor_value = jax.lax.cond(
+          pending, lambda _: loss(anchor), lambda _: anchor_value, None)
+      num_value_evals = num_value_evals + pending.astype(jnp.int32)
+    usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
+    accept = pending & usable & (value <= anchor_value)
+    reject_end = pending & ~accept
+
+    # Accepted: the cycle end is the new anchor and this update is the first
+    # step of the next cycle. A power-iteration step there can move M.
+    anchor = jax.tree_util.tree_map(
+        lambda p, a: jnp.where(accept, p, a), params, anchor)
+    anchor_value = jnp.where(accept, value, anchor_value)
+    m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
+    position = jnp.where(pending, 0, position)
+    cycles = state.num_accepted + accept.astype(jnp.int32)
+    power = accept & (cycles % _POWER_EVERY == 0)
+
+    def power_step(args):
+      big_m, direction = args
+      _, _, hv = value_and_grad_and_hvp(params, direction)
+      theta, residual, _, v_next = power_stats(direction, hv)
+      raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
+      if adapt_max_curvature:
+        converged = residual <= 0.1 * jnp.abs(theta)
+        lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
+        raised = jnp.where(converged & (lowered < big_m), lowered, raised)
+      raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
+      return raised, v_next
+
+    big_m, direction = jax.lax.cond(
+        power, power_step, lambda args: args, (big_m, direction))
+    num_hvps = num_hvps + power.astype(jnp.int32)
+    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
+
+    # The fractal step from ``params``; its result must be finite.
+    eta = fractal_chebyshev_step_sizes(num_steps, m_eff, big_m)[position]
+    proposal = jax.tree_util.tree_map(
+        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
+        params, updates)
+    proposal_ok = _all_finite(proposal) & usable
+    reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
+
+    # Rejected: the failed displacement d from the anchor (the cycle end, or
+    # the non-finite proposal's finite part) is dominated by what the cycle
+    # amplified. One HVP at the anchor along d gives its Rayleigh quotient θ
+    # and, from the same pass, the anchor's gradient, so this update already
+    # takes the first step of the repaired cycle from the anchor.
+    failed = jax.tree_util.tree_map(
+        lambda x, p: jnp.where(reject_end | ~jnp.isfinite(x), p, x)
+        if _is_float(p) else p, proposal, params)
+    displacement = jax.tree_util.tree_map(
+        lambda x, a: (x - a).astype(x.dtype) if _is_float(x)
+        else jnp.zeros_like(x), failed, anchor)
+    d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
+    use_d = jnp.isfinite(d_norm) & (d_norm > 0)
+    probe = jax.tree_util.tree_map(
+        lambda d, v: jnp.where(use_d, d / jnp.where(use_d, d_norm, 1.0), v
+                               ).astype(v.dtype), displacement, direction)
 
     def diagnose(args):
-      big_m, m_eff, direction = args
-      _, hv = value_and_hvp(params, direction)
-      theta, residual, _, v_next = power_stats(direction, hv)
+      big_m, m_eff, _ = args
+      f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
+      theta, residual, _, v_next = power_stats(probe, hv)
       too_low = theta * (1 + _MARGIN) > big_m
       new_big_m = jnp.where(
           too_low, jnp.maximum(theta * (1 + 2 * _MARGIN) + residual,
                                1.25 * big_m), big_m)
       new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
       new_m_eff = jnp.where(too_low, m_eff, m_eff * _RAISE)
-      return new_big_m, new_m_eff, v_next
+      new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
+      eta0 = fractal_chebyshev_step_sizes(num_steps, new_m_eff, new_big_m)[0]
+      restep = jax.tree_util.tree_map(
+          lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
+          anchor, g_a)
+      ok = jnp.isfinite(f_a) & _all_finite(restep)
+      restep = jax.tree_util.tree_map(
+          lambda r, a: jnp.where(ok, r, a), restep, anchor)
+      return new_big_m, new_m_eff, v_next, restep, ok
 
-    big_m, m_eff, direction = jax.lax.cond(
-        restarting, diagnose, lambda args: args, (big_m, m_eff, direction))
-    num_hvps = num_hvps + restarting.astype(jnp.int32)
-    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
-    anchor = jax.tree_util.tree_map(
-        lambda p, a: jnp.where(restarting, p, a), params, anchor)
-    anchor_value = jnp.where(restarting, value, anchor_value)
+    def no_diagnose(args):
+      big_m, m_eff, direction = args
+      return big_m, m_eff, direction, anchor, jnp.asarray(False)
 
-    # The fractal step and the proposed parameters.
-    steps = fractal_chebyshev_step_sizes(num_steps, m_eff, big_m)
-    eta = steps[position]
-    proposal = jax.tree_util.tree_map(
-        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
-        params, updates)
-    finite = jnp.isfinite(value) & _all_finite(proposal)
-    cycle_end = position == num_steps - 1
+    big_m, m_eff, direction, restep, restepped = jax.lax.cond(
+        reject, diagnose, no_diagnose, (big_m, m_eff, direction))
+    num_hvps = num_hvps + reject.astype(jnp.int32)
 
-    def check_end(args):
-      anchor_value, direction = args
-      f_end, hv = value_and_hvp(proposal, direction)
-      if recheck_anchor:
-        anchor_value = loss(anchor)
-      ok = jnp.isfinite(f_end) & (f_end <= anchor_value)
-      return ok, f_end, anchor_value, hv
-
-    def skip_end(args):
-      anchor_value, direction = args
-      return (jnp.asarray(True), anchor_value, anchor_value,
-              jax.tree_util.tree_map(jnp.zeros_like, direction))
-
-    ok_end, f_end, anchor_value, hv = jax.lax.cond(
-        cycle_end & finite, check_end, skip_end, (anchor_value, direction))
-    checked = cycle_end & finite
-    num_hvps = num_hvps + checked.astype(jnp.int32)
-    if recheck_anchor:
-      num_value_evals = num_value_evals + checked.astype(jnp.int32)
-    accept = checked & ok_end
-    reject = ~finite | (checked & ~ok_end)
-
-    # Accepted cycle end: power step at the new anchor, relax m_eff.
-    theta, residual, _, v_next = power_stats(direction, hv)
-    raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
-    if adapt_max_curvature:
-      converged = residual <= 0.1 * jnp.abs(theta)
-      lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
-      raised = jnp.where(converged & (lowered < big_m), lowered, raised)
-    raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
-    big_m = jnp.where(accept, raised, big_m)
-    m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
-    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
-    direction = jax.tree_util.tree_map(
-        lambda a, b: jnp.where(accept, a, b), v_next, direction)
-
-    # Rejected: remember the failed displacement, go back to the anchor.
-    displacement = jax.tree_util.tree_map(
-        lambda x, a: jnp.where(jnp.isfinite(x), x - a, 0).astype(x.dtype)
-        if _is_float(x) else jnp.zeros_like(x), proposal, anchor)
-    d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
-    use_d = reject & jnp.isfinite(d_norm) & (d_norm > 0)
-    direction = jax.tree_util.tree_map(
-        lambda d, v: jnp.where(use_d, d / jnp.where(use_d, d_norm, 1.0), v
-                               ).astype(v.dtype), displacement, direction)
-
+    # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
+    # (or the anchor itself, if that step is not finite either).
+    new_params = jax.tree_util.tree_map(
+        lambda x, r: jnp.where(reject, r, x), proposal, restep)
     new_updates = jax.tree_util.tree_map(
-        lambda p, g, a: jnp.where(reject, a - p, -eta * g).astype(p.dtype)
-        if _is_float(p) else jnp.zeros_like(g), params, updates, anchor)
-    anchor = jax.tree_util.tree_map(
-        lambda x, a: jnp.where(accept, x, a), proposal, anchor)
-    anchor_value = jnp.where(accept, f_end, anchor_value)
-    next_position = jnp.where(reject | cycle_end, 0, position + 1)
+        lambda n, p, g: (n - p).astype(p.dtype) if _is_float(p)
+        else jnp.zeros_like(g), new_params, params, updates)
+    steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
+    next_pending = steps_done == num_steps
+    next_position = jnp.where(next_pending, 0, steps_done)
 
     new_state = ScaleByAdaptiveFractalState(
         count=optax.safe_increment(state.count),
@@ -508,6 +539,7 @@ def scale_by_adaptive_fractal(
         max_curvature=big_m.astype(dtype),
         min_curvature=m_eff.astype(dtype),
         restarting=reject,
+        pending=next_pending,
         num_accepted=state.num_accepted + accept.astype(jnp.int32),
         num_rejected=state.num_rejected + reject.astype(jnp.int32),
         num_hvps=num_hvps,
