@@ -1,15 +1,10 @@
-"""On-device image preprocessing: random crop with padding, flip, normalise.
+"""On-device preprocessing: normalise, random crop with padding, flip.
 
-Batches travel to the accelerator as ``uint8`` (a quarter of float32's
-traffic) and are augmented inside the jitted train step, following the
-batch's sharding. The key comes from the step number, so a resumed run draws
-the crops and flips of an uninterrupted one.
-
-The crop pads each normalised image with ``padding`` zeros (the dataset
-mean) on every side and cuts a window of the original size at a uniformly
-random offset ``(dy, dx) in {0, ..., 2 * padding}^2``; the flip mirrors each
-image left to right with probability 1/2 (right for CIFAR-10; off by default
-for digits and Fashion-MNIST's fixed-orientation product photos).
+Batches travel as ``uint8`` and are augmented inside the jitted train step
+with a key from the step number, so a resumed run draws the same crops and
+flips. The crop pads the normalised image with ``padding`` zeros (the mean)
+and cuts a window of the original size at a uniform offset in
+``{0, ..., 2 * padding}^2``; the flip mirrors left-right with probability 1/2.
 """
 
 from __future__ import annotations
@@ -56,20 +51,11 @@ def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
 def preprocess(images: jax.Array, key: jax.Array | None, *,
                mean: Sequence[float], std: Sequence[float], padding: int = 0,
                flip: bool = False) -> jax.Array:
-  """``uint8`` images to float32 ``(x/255 - mean) / std``, augmented if keyed.
-
-  Args:
-    images: (N, H, W, C) ``uint8`` batch.
-    key: PRNG key of the augmentation, or None (evaluation: none).
-    mean: per-channel mean of the [0, 1] images.
-    std: per-channel standard deviation.
-    padding: pixels of zero padding of the random crop (0: no crop).
-    flip: random horizontal flips.
-  """
+  """``uint8`` images to ``(x/255 - mean) / std``; augmented unless key=None."""
   x = images.astype(jnp.float32) / 255.0
   x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
   if key is None:
     return x
   crop_key, flip_key = jax.random.split(key)
-  x = random_crop(x, crop_key, padding)  # After normalising: pads the mean.
+  x = random_crop(x, crop_key, padding)
   return random_flip(x, flip_key) if flip else x

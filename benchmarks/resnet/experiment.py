@@ -1,27 +1,17 @@
 """The paper's Figure 6: training past the edge of stability, fractal cycle.
 
-Every training run is a resumable unit (``resume.Store``, each unit a
-``train.train_and_evaluate`` in its own sub-folder of ``workdir``): a killed
-experiment restarted with the same command reuses the finished runs and
-resumes the unfinished one from its checkpoint.
+1. Sweep of constant rates (``sweep/lr_<rate>/``). A rate *still trains*
+   when every loss is finite and the last quarter's mean loss is at most
+   ``stable_loss_ratio`` times the first; ``eta_stable`` is the largest such
+   rate, ``eta_best`` the one with the lowest final loss.
+2. Constant ``eta_best`` (``constant/``) against the fractal cycle on base
+   ``fractal_base_lr`` (``fractal/``; 0: ``eta_best``, lowered if the peak
+   would pass ``fractal_peak_limit * eta_stable``, raised to a peak of
+   ``2 eta_stable`` if it would not pass ``eta_stable``).
+3. ``figure.png``, ``results.md`` and ``summary.json``, with a verdict.
 
-1. **Edge of stability.** Constant learning rates ``sweep_learning_rates``,
-   ``sweep_steps`` steps each (``sweep/lr_<rate>/``). A rate *still trains*
-   when every loss is finite and the mean loss over the last quarter is at
-   most ``stable_loss_ratio`` times the first loss. ``eta_stable`` is the
-   largest such rate, ``eta_best`` the one with the lowest final loss.
-2. **Comparison**, ``num_steps`` steps each: the constant rate ``eta_best``
-   (``constant/``) and the repeated T-step fractal Chebyshev cycle of
-   ``fractal_optax.fractal_sgd`` as multipliers of the base rate
-   ``fractal_base_lr`` (``fractal/``). By default the base is ``eta_best``
-   and the multipliers run from about 1 to about ``kappa``
-   (``fractal_normalization=min``): every fractal step is at least the best
-   constant step, and the largest ones (9.2 times the base for T = 8,
-   kappa = 10) go past ``eta_stable``. The base is lowered if the peak would
-   exceed ``fractal_peak_limit * eta_stable``, and raised to put the peak at
-   ``2 eta_stable`` if it would not exceed ``eta_stable`` at all.
-3. **Report** (``benchmarks.resnet.report``): ``figure.png``,
-   ``results.md`` and ``summary.json``, with a verdict read off the numbers.
+Each run is a ``resume.Store`` unit: a restart reuses finished runs and
+resumes the unfinished one from its checkpoint.
 """
 
 from __future__ import annotations
@@ -44,11 +34,8 @@ from benchmarks.resnet import report
 from benchmarks.resnet import train
 from benchmarks.resnet.configs import Config
 
-_BRIEF = ("learning_rate", "schedule", "initial_loss", "final_loss",
-          "final_window_loss", "final_cycle_end_loss", "min_loss",
-          "all_finite", "fraction_loss_increased", "max_loss_ratio",
-          "max_learning_rate", "mean_learning_rate", "test_loss",
-          "test_accuracy", "multipliers", "optimizer")
+# Run-summary fields left out of the comparison.
+_OMIT = ("num_steps", "wall_time_s_this_invocation", "environment")
 
 
 def is_stable(summary: dict[str, Any], stable_loss_ratio: float) -> bool:
@@ -63,9 +50,7 @@ def choose_rates(config: Config, rows: list[dict[str, Any]]
   """``eta_stable``, ``eta_best`` and the fractal base rate from the sweep."""
   stable = [r for r in rows if r["stable"]]
   found = bool(stable)
-  if not found:
-    # Nothing met the criterion: go on with the best finite run, flagged, so
-    # that a long run still reports what it measured.
+  if not found:  # Go on with the best finite run, flagged.
     stable = [r for r in rows if r["all_finite"]] or rows
   eta_stable = max(r["learning_rate"] for r in stable)
   eta_best = min(stable, key=lambda r: r["final_window_loss"])["learning_rate"]
@@ -84,16 +69,6 @@ def choose_rates(config: Config, rows: list[dict[str, Any]]
           "fractal_base_learning_rate": base}
 
 
-def curves(workdir: str, num_steps: int) -> dict[str, np.ndarray]:
-  """Per-step arrays (``step``, ``loss``, ...) of a finished run."""
-  records = [r for r in metrics_lib.read_metrics(
-      os.path.join(workdir, metrics_lib.METRICS_FILE)) if r["step"] < num_steps]
-  out = {"step": metrics_lib.metrics_arrays(records, "loss")[0]}
-  for key in ("loss", "learning_rate", "loss_increased", "loss_after"):
-    out[key] = metrics_lib.metrics_arrays(records, key)[1]
-  return out
-
-
 def compare(config: Config, rates: dict[str, Any],
             results: dict[str, dict[str, Any]],
             frac: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -104,9 +79,9 @@ def compare(config: Config, rates: dict[str, Any],
                if frac["loss_increased"].size else np.zeros_like(above))
   const, fr = results["constant"], results["fractal"]
   return {
-      "constant": {k: const[k] for k in _BRIEF if k in const},
+      "constant": {k: v for k, v in const.items() if k not in _OMIT},
       "fractal": {
-          **{k: fr[k] for k in _BRIEF if k in fr},
+          **{k: v for k, v in fr.items() if k not in _OMIT},
           "fraction_steps_above_stable": float(above.mean()),
           "fraction_loss_increased_above_stable":
               float(increased[above].mean()) if above.any() else None,
@@ -128,15 +103,9 @@ def compare(config: Config, rates: dict[str, Any],
 def run_experiment(config: Config, workdir: str,
                    dataset: input_pipeline.Dataset | None = None
                    ) -> dict[str, Any]:
-  """Runs the sweep and the comparison; writes summary, table and figure.
+  """Sweep and comparison; writes and returns the summary (``mode=experiment``).
 
-  Args:
-    config: the experiment's config (``mode=experiment``).
-    workdir: output directory.
-    dataset: the data (default: ``data.load(config)``).
-
-  Returns:
-    The summary dict (also ``workdir/summary.json``).
+  ``dataset`` defaults to ``data.load(config)``.
   """
   parallel.maybe_initialize_distributed(config.distributed)
   mesh = parallel.make_mesh()
@@ -157,13 +126,10 @@ def run_experiment(config: Config, workdir: str,
     s = run(f"sweep_lr={rate:g}", os.path.join("sweep", f"lr_{rate:g}"),
             schedule="constant", learning_rate=rate,
             num_steps=config.sweep_steps, eval_every=0)
-    rows.append({
-        "learning_rate": rate, "initial_loss": s["initial_loss"],
-        "final_window_loss": s["final_window_loss"],
-        "all_finite": s["all_finite"],
-        "stable": is_stable(s, config.stable_loss_ratio),
-        "fraction_loss_increased": s.get("fraction_loss_increased"),
-        "test_accuracy": s.get("test_accuracy")})
+    rows.append({k: s.get(k) for k in (
+        "learning_rate", "initial_loss", "final_window_loss", "all_finite",
+        "fraction_loss_increased", "test_accuracy")})
+    rows[-1]["stable"] = is_stable(s, config.stable_loss_ratio)
   rates = choose_rates(config, rows)
   results = {
       "constant": run("constant", "constant", schedule="constant",
@@ -171,8 +137,14 @@ def run_experiment(config: Config, workdir: str,
       "fractal": run("fractal", "fractal", schedule="fractal",
                      learning_rate=rates["fractal_base_learning_rate"]),
   }
-  runs = {n: curves(os.path.join(workdir, n), config.num_steps)
-          for n in results}
+  runs = {}
+  for name in results:
+    records = [r for r in metrics_lib.read_metrics(os.path.join(
+        workdir, name, metrics_lib.METRICS_FILE))
+               if r["step"] < config.num_steps]
+    runs[name] = {"step": metrics_lib.metrics_arrays(records, "loss")[0]}
+    for key in ("loss", "learning_rate", "loss_increased", "loss_after"):
+      runs[name][key] = metrics_lib.metrics_arrays(records, key)[1]
   result = {**rates, **compare(config, rates, results, runs["fractal"])}
   result["verdict"] = report.verdict(result)
   report.figure(os.path.join(workdir, report.FIGURE_FILE), runs, result,

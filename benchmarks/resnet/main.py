@@ -1,11 +1,9 @@
 """ResNet-18 past the edge of stability (the paper's Figure 6).
 
-``mode`` (a config field) picks what runs: ``experiment`` (default: the
-constant-rate sweep, then constant vs fractal, figure), ``train`` (one run)
-or ``throughput`` (images/s of the train step, fractal vs constant rate).
+``mode``: ``experiment`` (default: constant-rate sweep, then constant vs
+fractal, figure), ``train`` (one run) or ``throughput`` (images/s).
 
   python -m benchmarks.resnet --preset quick --workdir results/resnet
-  python -m benchmarks.resnet                          # Fashion-MNIST, 8192
   python -m benchmarks.resnet --preset cifar10 --data-dir ~/cifar-10
   python -m benchmarks.resnet --preset quick --set mode=train \\
       schedule=fractal learning_rate=0.25
@@ -20,9 +18,9 @@ def run(config, workdir):
   """Dispatches on ``config.mode`` (imports JAX only now, not for --help)."""
   # pylint: disable=g-import-not-at-top
   from benchmarks.resnet import experiment, throughput, train
-  modes = {"experiment": experiment.run_experiment,
-           "train": train.train_and_evaluate, "throughput": throughput.run}
-  return modes[config.mode](config, workdir)
+  return {"experiment": experiment.run_experiment,
+          "train": train.train_and_evaluate,
+          "throughput": throughput.run}[config.mode](config, workdir)
 
 
 def main(argv=None):

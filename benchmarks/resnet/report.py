@@ -15,37 +15,33 @@ TABLE_FILE = "results.md"
 def verdict(result: dict[str, Any]) -> str:
   """A sentence stating what the numbers say (no tuning towards a winner)."""
   const, fr = result["constant"], result["fractal"]
-  parts = [
-      "The fractal run " + ("converged" if result["converged"]["fractal"]
-                            else "did NOT converge")
-      + f" (training loss {fr['initial_loss']:.3g} -> "
-      f"{fr['final_window_loss']:.3g}, mean of the last quarter)"]
+  text = ("The fractal run " + ("converged" if result["converged"]["fractal"]
+                                else "did NOT converge")
+          + f" (training loss {fr['initial_loss']:.3g} -> "
+          f"{fr['final_window_loss']:.3g}, mean of the last quarter)")
   if fr["fraction_steps_above_stable"]:
-    parts.append(
-        f"; {100 * fr['fraction_steps_above_stable']:.0f}% of its steps "
-        f"exceed the largest stable constant rate (peak "
-        f"{fr['peak_over_stable']:.2f}x)")
+    text += (f"; {100 * fr['fraction_steps_above_stable']:.0f}% of its steps "
+             "exceed the largest stable constant rate (peak "
+             f"{fr['peak_over_stable']:.2f}x)")
     inc = fr["fraction_loss_increased_above_stable"]
     if inc is not None:
-      parts.append(f" and {100 * inc:.0f}% of those increased their batch's "
-                   "loss")
+      text += f" and {100 * inc:.0f}% of those increased their batch's loss"
   else:
-    parts.append("; none of its steps exceeds the largest stable constant "
-                 "rate, so it does not test the claim")
+    text += ("; none of its steps exceeds the largest stable constant rate, "
+             "so it does not test the claim")
   ratio = result["final_window_loss_ratio_fractal_over_constant"]
-  ends = result["final_cycle_end_loss_ratio_fractal_over_constant"]
-  parts.append(
-      f". Its final training loss is {'lower' if ratio < 1 else 'higher'} "
-      f"than the best constant rate's (ratio {ratio:.3f} over the last "
-      f"quarter, {ends:.3f} at cycle ends)")
+  text += (f". Its final training loss is {'lower' if ratio < 1 else 'higher'}"
+           f" than the best constant rate's (ratio {ratio:.3f} over the last "
+           "quarter, "
+           f"{result['final_cycle_end_loss_ratio_fractal_over_constant']:.3f}"
+           " at cycle ends)")
   if "test_accuracy" in fr and "test_accuracy" in const:
-    parts.append(f"; test accuracy {fr['test_accuracy']:.4f} (fractal) vs "
-                 f"{const['test_accuracy']:.4f} (constant)")
-  text = "".join(parts) + "."
+    text += (f"; test accuracy {fr['test_accuracy']:.4f} (fractal) vs "
+             f"{const['test_accuracy']:.4f} (constant)")
   if not result["sweep_found_stable_rate"]:
     text = ("No sweep rate met the stability criterion; the largest finite "
             "one stands in for it. " + text)
-  return text
+  return text + "."
 
 
 def figure(path: str, curves: dict[str, dict[str, np.ndarray]],

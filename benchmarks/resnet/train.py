@@ -1,31 +1,13 @@
-r"""One data-parallel training run of ResNet-18 with ``fractal_optax``.
+r"""One data-parallel, resumable training run of ResNet-18.
 
-``train_and_evaluate(config, workdir)`` trains with the library's optimiser,
-
-.. code-block:: python
-
-  optax.inject_hyperparams(fractal_optax.fractal_sgd, static_args=...)(
-      num_steps=T, min_curvature=m, max_curvature=M, scale=s)
-
-whose rate at update ``t`` is :math:`s\,\eta_{t \bmod T}(m, M)`, the
-repeated fractal Chebyshev cycle: ``(m, M) = (1/\kappa, 1)`` for
-``schedule=fractal`` (multipliers from about 1 to about ``kappa``) and
-``(1, 1)`` for ``schedule=constant`` (every step 1); ``s`` is
-``learning_rate``, divided by the cycle's mean step under
-``fractal_normalization=mean``. ``m``, ``M`` and ``s`` live in the optimiser
-state, so every run of an experiment (sweep, constant, fractal) reuses one
-compiled train step. Momentum and weight decay (``optax.add_decayed_weights``
-chained in front) appear only when the config asks for them.
-
-The step is data-parallel over every device (``benchmarks.resnet.parallel``;
-BatchNorm statistics of the global batch), images are augmented on device
-(``benchmarks.resnet.augment``), data and augmentation depend only on
-``(seed, step)``, and ``benchmarks.train_loop.run_loop`` checkpoints the
-whole state: a run killed and restarted ends where an uninterrupted one does.
-Per step it records the batch's loss and accuracy before the update, the
-update's learning rate and, with ``measure_loss_increase``, the batch's loss
-after the update and whether it increased. The test set is evaluated at the
-end.
+The optimiser is ``optax.inject_hyperparams(fractal_optax.fractal_sgd)``,
+rate :math:`s\,\eta_{t \bmod T}(m, M)` at update ``t``: ``(m, M) = (1/\kappa,
+1)`` for ``schedule=fractal``, ``(1, 1)`` for ``constant``; ``s`` is
+``learning_rate`` (over the cycle's mean step under
+``fractal_normalization=mean``). ``m``, ``M`` and ``s`` are optimiser state,
+so every run of an experiment reuses one compiled step. Data and
+augmentation depend only on ``(seed, step)`` and ``train_loop.run_loop``
+checkpoints the whole state: a restarted run ends as an uninterrupted one.
 
 Example::
 
@@ -40,7 +22,6 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -65,7 +46,6 @@ from benchmarks.resnet.configs import Config
 TrainState = dict[str, Any]
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-# fractal_sgd with (m, M, scale) in the optimiser state.
 fractal_sgd = optax.inject_hyperparams(
     fractal_optax.fractal_sgd,
     static_args=("num_steps", "cycle", "momentum", "nesterov"),
@@ -100,7 +80,7 @@ def multipliers(config: Config) -> np.ndarray:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-  """The run's optimiser (see the module docstring)."""
+  """``fractal_sgd``, behind ``add_decayed_weights`` if ``weight_decay``."""
   tx = fractal_sgd(num_steps=config.fractal_num_steps,
                    momentum=config.momentum or None, nesterov=config.nesterov,
                    **rate_hyperparams(config))
@@ -109,73 +89,49 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
   return tx
 
 
-def learning_rate(opt_state: Any, step: Any, num_steps: int) -> jax.Array:
-  """The rate that ``make_optimizer``'s update number ``step`` uses."""
-  if not hasattr(opt_state, "hyperparams"):  # Behind add_decayed_weights.
-    opt_state = opt_state[-1]
-  hp = opt_state.hyperparams
-  return fractal_optax.fractal_chebyshev_schedule(
-      num_steps, hp["min_curvature"], hp["max_curvature"],
-      scale=hp["scale"])(step)
-
-
 def build_model(config: Config, in_channels: int, num_classes: int
                 ) -> models.ResNet:
-  """The ResNet-18 of ``config``, seeded by ``config.seed``.
-
-  Uses the ``rbg`` PRNG: run eagerly, its initialisers compile several times
-  faster than threefry's on CPU.
-  """
+  """The config's ResNet; ``rbg`` keys (eagerly far faster than threefry)."""
   key = jax.random.key(config.seed, impl="rbg")
   return models.ResNet(num_classes=num_classes, in_channels=in_channels,
                        width_multiplier=config.width_multiplier,
                        dtype=DTYPES[config.dtype], rngs=nnx.Rngs(key))
 
 
-def make_preprocess(config: Config, image_size: int
-                    ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
-  """``(uint8 images, key or None) -> normalised (augmented) float images``.
+def jit_steps(config: Config, tx: optax.GradientTransformation,
+              image_shape: tuple[int, ...], num_classes: int,
+              mesh: jax.sharding.Mesh) -> tuple[Any, Any]:
+  """The jitted data-parallel train step (donating) and eval step of ``tx``.
 
-  Crop padding: the config's, or 4/2/1 px at sizes 32/28/smaller; flips on
-  CIFAR-10 under ``flip=auto``.
+  ``train_step(state, images, labels) -> (state, metrics)`` augments step
+  ``t`` with ``fold_in(key(seed), t)``; ``eval_step(state, images, labels,
+  mask)`` returns the sums ``loss_sum``, ``correct`` and ``count``.
   """
+  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(
+      config, image_shape[-1], num_classes)), nnx.Param, nnx.BatchStat)[0]
   padding = flip = 0
   if config.augment:
     padding = config.crop_padding if config.crop_padding >= 0 else (
-        4 if image_size >= 32 else 2 if image_size >= 28 else 1)
+        4 if image_shape[0] >= 32 else 2 if image_shape[0] >= 28 else 1)
     flip = config.flip == "on" or (config.flip == "auto"
                                    and config.dataset == "cifar10")
   mean, std = augment.CHANNEL_STATS.get(config.dataset, ((0.5,), (0.25,)))
-  return functools.partial(augment.preprocess, mean=mean, std=std,
-                           padding=padding, flip=bool(flip))
+  preprocess = functools.partial(augment.preprocess, mean=mean, std=std,
+                                 padding=padding, flip=bool(flip))
 
-
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean softmax cross-entropy with integer labels (float32)."""
-  return optax.softmax_cross_entropy_with_integer_labels(
-      logits.astype(jnp.float32), labels).mean()
-
-
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    preprocess: Callable, *, seed: int,
-                    measure_loss_increase: bool,
-                    learning_rate_fn: Callable | None = None) -> Callable:
-  """A pure step ``(state, images, labels) -> (state, metrics)``.
-
-  Step ``t`` augments with ``fold_in(key(seed), t)``; ``measure_loss_increase``
-  adds ``loss_after`` (same batch, after the update) and ``loss_increased``;
-  ``learning_rate_fn(opt_state, step)`` is recorded as ``learning_rate``.
-  """
+  def forward(params, batch_stats, x, train):
+    model = nnx.merge(graphdef, params, batch_stats, copy=True)
+    return model(x, train=train), nnx.state(model, nnx.BatchStat)
 
   def loss_fn(params, batch_stats, x, labels):
-    model = nnx.merge(graphdef, params, batch_stats, copy=True)
-    logits = model(x, train=True)
-    return cross_entropy(logits, labels), (nnx.state(model, nnx.BatchStat),
-                                           logits)
+    logits, batch_stats = forward(params, batch_stats, x, True)
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits, labels).mean(), (batch_stats, logits)
 
   def train_step(state, images, labels):
     step = state["step"]
-    x = preprocess(images, jax.random.fold_in(jax.random.key(seed), step))
+    x = preprocess(images, jax.random.fold_in(jax.random.key(config.seed),
+                                              step))
     (loss, (batch_stats, logits)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state["params"], state["batch_stats"], x,
                                labels)
@@ -183,74 +139,40 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
     params = optax.apply_updates(state["params"], updates)
     metrics = {"loss": loss,
                "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
-    if learning_rate_fn is not None:
-      metrics["learning_rate"] = learning_rate_fn(state["opt_state"], step)
-    if measure_loss_increase:
+    if config.measure_loss_increase:
       metrics["loss_after"] = loss_fn(params, state["batch_stats"], x,
                                       labels)[0]
       metrics["loss_increased"] = metrics["loss_after"] > loss
     return {"step": step + 1, "params": params, "batch_stats": batch_stats,
             "opt_state": opt_state}, metrics
 
-  return train_step
-
-
-def make_eval_step(graphdef: nnx.GraphDef, preprocess: Callable) -> Callable:
-  """``(state, images, labels, mask) -> sums`` of loss, correct and count."""
-
   def eval_step(state, images, labels, mask):
-    model = nnx.merge(graphdef, state["params"], state["batch_stats"],
-                      copy=True)
-    logits = model(preprocess(images, None), train=False)
+    logits, _ = forward(state["params"], state["batch_stats"],
+                        preprocess(images, None), False)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return {"loss_sum": jnp.sum(losses * mask),
             "correct": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
             "count": jnp.sum(mask)}
 
-  return eval_step
-
-
-def jit_steps(config: Config, tx: optax.GradientTransformation,
-              image_shape: tuple[int, ...], num_classes: int,
-              mesh: jax.sharding.Mesh, *, measure_loss_increase: bool,
-              learning_rate_fn: Callable | None = None
-              ) -> tuple[Callable, Callable]:
-  """The jitted data-parallel ``(train step, eval step)`` of ``tx``.
-
-  The train step donates its state.
-  """
-  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(
-      config, image_shape[-1], num_classes)), nnx.Param, nnx.BatchStat)[0]
-  preprocess = make_preprocess(config, image_shape[0])
   rep, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  return (jax.jit(make_train_step(
-      graphdef, tx, preprocess, seed=config.seed,
-      measure_loss_increase=measure_loss_increase,
-      learning_rate_fn=learning_rate_fn), in_shardings=(rep, batch, batch),
+  return (jax.jit(train_step, in_shardings=(rep, batch, batch),
                   out_shardings=(rep, rep), donate_argnums=0),
-          jax.jit(make_eval_step(graphdef, preprocess),
-                  in_shardings=(rep, batch, batch, batch), out_shardings=rep))
+          jax.jit(eval_step, in_shardings=(rep, batch, batch, batch),
+                  out_shardings=rep))
 
 
 @functools.lru_cache(maxsize=8)
 def _programs(program: Config, image_shape: tuple[int, ...], num_classes: int,
-              mesh: jax.sharding.Mesh) -> tuple[Callable, Callable]:
+              mesh: jax.sharding.Mesh) -> tuple[Any, Any]:
   """:func:`jit_steps` of ``make_optimizer``, shared by equal programs."""
   return jit_steps(program, make_optimizer(program), image_shape, num_classes,
-                   mesh, measure_loss_increase=program.measure_loss_increase,
-                   learning_rate_fn=functools.partial(
-                       learning_rate, num_steps=program.fractal_num_steps))
+                   mesh)
 
 
 def init_state(config: Config, tx: optax.GradientTransformation,
                in_channels: int, num_classes: int, mesh: jax.sharding.Mesh
                ) -> TrainState:
-  """The initial train state, replicated on the mesh.
-
-  Built eagerly on the host (XLA compiles the random initialisers far slower
-  than it runs them), identically on every process (same seed), then placed
-  with ``make_array_from_callback``, which also works multi-host.
-  """
+  """The initial state, built eagerly on the host, replicated on ``mesh``."""
   try:
     host = jax.local_devices(backend="cpu")[0]
   except RuntimeError:  # JAX_PLATFORMS without cpu: use the default device.
@@ -270,24 +192,7 @@ def init_state(config: Config, tx: optax.GradientTransformation,
   return jax.tree.map(place, state)
 
 
-def setup(config: Config, dataset: input_pipeline.Dataset,
-          mesh: jax.sharding.Mesh
-          ) -> tuple[TrainState, Callable, Callable, data.BatchSampler]:
-  """``(initial state, train_step, eval_step, sampler)`` on ``mesh``.
-
-  The steps are shared by every run that differs only in rates.
-  """
-  shape = dataset.train_images.shape[1:]
-  program = Config(**{f: getattr(config, f) for f in _PROGRAM_FIELDS})
-  train_step, eval_step = _programs(program, shape, dataset.num_classes, mesh)
-  state = init_state(config, make_optimizer(config), shape[-1],
-                     dataset.num_classes, mesh)
-  sampler = data.BatchSampler(dataset.train_images, dataset.train_labels,
-                              config.batch_size, config.seed, mesh)
-  return state, train_step, eval_step, sampler
-
-
-def evaluate(eval_step: Callable, state: TrainState,
+def evaluate(eval_step: Any, state: TrainState,
              dataset: input_pipeline.Dataset, batch_size: int,
              mesh: jax.sharding.Mesh) -> dict[str, float]:
   """Test loss and accuracy over the whole test set."""
@@ -304,40 +209,34 @@ def summarize(records: list[dict[str, Any]], num_steps: int,
               cycle: int = 1) -> dict[str, Any]:
   """Summary numbers of a run from its metric records.
 
-  ``final_window_loss`` averages the batch losses of the last quarter of the
-  steps; ``final_cycle_end_loss`` only those at multiples of ``cycle`` (the
-  iterates that completed a whole fractal cycle, where the Chebyshev
-  analysis measures progress).
+  ``final_window_loss``: the mean batch loss of the last quarter of the
+  steps; ``final_cycle_end_loss``: of those at multiples of ``cycle`` only.
   """
   train = [r for r in records if r["step"] < num_steps and "loss" in r]
-  losses = np.array([r["loss"] for r in train], np.float64)
+  col = lambda key: np.array([r[key] for r in train], np.float64)
   out: dict[str, Any] = {"num_steps": num_steps}
-  if losses.size:
-    first = losses.size - max(1, losses.size // 4)
+  if train:
+    losses, lrs = col("loss"), col("learning_rate")
+    first = len(train) - max(1, len(train) // 4)
     window = losses[first:]
-    ends = window[np.array([r["step"] for r in train])[first:] % cycle == 0]
+    ends = window[col("step")[first:] % cycle == 0]
     finite = np.isfinite(losses)
     out.update(
         initial_loss=float(losses[0]), final_loss=float(losses[-1]),
         final_window_loss=float(np.mean(window)),
         final_cycle_end_loss=float(np.mean(ends if ends.size else window)),
         min_loss=float(np.nanmin(losses)) if finite.any() else math.nan,
-        all_finite=bool(finite.all()))
-  if train and "loss_increased" in train[0]:
-    after = np.array([r["loss_after"] for r in train], np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-      ratio = after / losses
-    out["fraction_loss_increased"] = float(np.mean(
-        [bool(r["loss_increased"]) for r in train]))
-    ok = np.isfinite(ratio)
-    out["max_loss_ratio"] = float(ratio[ok].max()) if ok.any() else math.nan
-  if train and "learning_rate" in train[0]:
-    lrs = np.array([r["learning_rate"] for r in train], np.float64)
-    out.update(max_learning_rate=float(lrs.max()),
-               mean_learning_rate=float(lrs.mean()))
-  final = [r for r in records if r["step"] == num_steps]
-  if final:
-    out.update({k: v for k, v in final[-1].items() if k.startswith("test_")})
+        all_finite=bool(finite.all()), max_learning_rate=float(lrs.max()),
+        mean_learning_rate=float(lrs.mean()))
+    if "loss_increased" in train[0]:
+      with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = col("loss_after") / losses
+      ok = np.isfinite(ratio)
+      out.update(
+          fraction_loss_increased=float(col("loss_increased").mean()),
+          max_loss_ratio=float(ratio[ok].max()) if ok.any() else math.nan)
+  out.update({k: v for r in records if r["step"] == num_steps
+              for k, v in r.items() if k.startswith("test_")})
   return out
 
 
@@ -347,11 +246,10 @@ def train(config: Config, workdir: str, *,
           ) -> tuple[TrainState, dict[str, Any]]:
   """Trains one run of ``config`` in ``workdir``: ``(final state, summary)``.
 
-  Writes ``config.json``, ``metrics.jsonl`` (one record per step, and the
-  test metrics at ``step == num_steps``), ``checkpoints/`` and, last,
-  ``summary.json`` (process 0 only). Restarted with the same config it
-  resumes from the latest checkpoint. On several hosts ``workdir`` must be
-  on a file system they share.
+  Writes ``config.json``, ``metrics.jsonl`` (a record per step, the test
+  metrics at ``step == num_steps``), ``checkpoints/`` and, last,
+  ``summary.json`` (process 0 only; several hosts need a shared ``workdir``).
+  Restarted with the same config it resumes from the latest checkpoint.
   """
   if mesh is None:
     parallel.maybe_initialize_distributed(config.distributed)
@@ -359,11 +257,16 @@ def train(config: Config, workdir: str, *,
   if dataset is None:
     dataset = data.load(config)
   resume.claim(workdir, config)
-  state, train_step, eval_step, sampler = setup(config, dataset, mesh)
+  shape = dataset.train_images.shape[1:]
+  program = Config(**{f: getattr(config, f) for f in _PROGRAM_FIELDS})
+  train_step, eval_step = _programs(program, shape, dataset.num_classes, mesh)
+  state = init_state(config, make_optimizer(config), shape[-1],
+                     dataset.num_classes, mesh)
+  sampler = data.BatchSampler(dataset.train_images, dataset.train_labels,
+                              config.batch_size, config.seed, mesh)
   per_step = train_loop.per_step(
       lambda state, step: train_step(state, *sampler.batch(step)))
-  schedule = fractal_optax.fractal_chebyshev_schedule(
-      config.fractal_num_steps, **rate_hyperparams(config))
+  rates = config.learning_rate * multipliers(config)
   diverged = False
 
   def chunk_fn(state, start, n):
@@ -372,14 +275,14 @@ def train(config: Config, workdir: str, *,
     nonlocal diverged
     if diverged:
       nan = np.full(n, np.nan, np.float32)
-      metrics = {"loss": nan, "accuracy": nan, "learning_rate": np.asarray(
-          schedule(np.arange(start, start + n)))}
+      metrics = {"loss": nan, "accuracy": nan}
       if config.measure_loss_increase:
         metrics.update(loss_after=nan, loss_increased=np.zeros(n, bool))
-      return state, metrics
-    state, metrics = per_step(state, start, n)
-    diverged = not np.isfinite(metrics["loss"]).all()
-    return state, metrics
+    else:
+      state, metrics = per_step(state, start, n)
+      diverged = not np.isfinite(metrics["loss"]).all()
+    steps = np.arange(start, start + n) % config.fractal_num_steps
+    return state, {**metrics, "learning_rate": rates[steps]}
 
   start_time = time.perf_counter()
   state = train_loop.run_loop(
@@ -410,4 +313,3 @@ def train_and_evaluate(config: Config, workdir: str,
                        **kwargs: Any) -> dict[str, Any]:
   """:func:`train`'s summary (``mode=train``)."""
   return train(config, workdir, **kwargs)[1]
-
