@@ -128,7 +128,7 @@ class QuickRunTest(absltest.TestCase):
       n = config.num_steps
       names = set(on_disk["methods"])
       self.assertTrue({"gd", "heavy_ball", "nesterov", "fractal",
-                       "fractal_short"} <= names, names)
+                       "fractal_short", "adaptive"} <= names, names)
       for name in names:
         records = metrics.read_metrics(
             os.path.join(workdir, "runs", name, metrics.METRICS_FILE))
@@ -144,6 +144,25 @@ class QuickRunTest(absltest.TestCase):
         stats = train.analyse(losses, on_disk["f_star"], config.epsilon)
         self.assertEqual(stats["steps_to_epsilon"],
                          on_disk["methods"][name]["steps_to_epsilon"])
+      # The adaptive method: finite, and it counts its HVPs (the Lanczos
+      # measurement of M at the start, one per cycle), so it reports more
+      # gradient evaluations than steps; the others one per step.
+      records = metrics.read_metrics(
+          os.path.join(workdir, "runs", "adaptive", metrics.METRICS_FILE))
+      steps, evals = metrics.metrics_arrays(records, "evaluations")
+      self.assertTrue(np.isfinite(evals).all())
+      self.assertTrue((evals > steps + 1).all(), evals[:5])
+      self.assertTrue((np.diff(evals) >= 1).all())
+      adaptive = on_disk["methods"]["adaptive"]
+      self.assertFalse(adaptive["diverged"])
+      self.assertGreater(adaptive["final_evaluations"], n)
+      self.assertGreater(adaptive["max_curvature"], 0)
+      self.assertIn("adaptive fractal", _read(
+          os.path.join(workdir, "results.md")))
+      nesterov = on_disk["methods"]["nesterov"]
+      self.assertEqual(nesterov["evaluations_to_epsilon"],
+                       nesterov["steps_to_epsilon"])
+      self.assertGreater(nesterov["seconds_to_epsilon"], 0)
       records = metrics.read_metrics(
           os.path.join(workdir, "runs", "fractal", metrics.METRICS_FILE))
       curv = on_disk["curvature"]
@@ -158,6 +177,9 @@ class QuickRunTest(absltest.TestCase):
       self.assertIn("Nesterov", _read(os.path.join(workdir, "results.md")))
       self.assertFalse(os.path.exists(os.path.join(workdir, "units")))
 
+  # Wall times differ from run to run: a fixed one, so the files compare.
+  @mock.patch.object(train, "time_to_target",
+                     lambda *_: {"seconds": 1.0, "steps": 0})
   def test_interrupted_compare_resumes_to_the_same_files(self):
     args = ["--quick", "--set", "num_steps=40", "constant_grid=1",
             "checkpoint_every=20", "eval_every=20"]
@@ -193,6 +215,8 @@ class QuickRunTest(absltest.TestCase):
         self.assertEqual(_read(os.path.join(full, path)),
                          _read(os.path.join(cut, path)), name)
 
+  @mock.patch.object(train, "time_to_target",
+                     lambda *_: {"seconds": 1.0, "steps": 0})
   def test_interrupted_sweep_resumes_to_the_same_files(self):
     args = ["--quick", "--set", "mode=sweep", "sweep_l2=0.1,0.03",
             "sweep_cycles=4", "sweep_steps=40"]
@@ -204,7 +228,12 @@ class QuickRunTest(absltest.TestCase):
       self.assertIn("fractal_4", row["runs"])
       self.assertIn(f"fractal_{row['bound_cycle']}", row["runs"])
       self.assertTrue({"constant_1", "constant_2", "heavy_ball",
-                       "nesterov"} <= set(row["runs"]))
+                       "nesterov", "adaptive"} <= set(row["runs"]))
+      adaptive = row["runs"]["adaptive"]
+      self.assertGreater(adaptive["final_evaluations"], 40)  # sweep_steps.
+      if adaptive["steps_to_epsilon"] is not None:
+        self.assertGreater(adaptive["evaluations_to_epsilon"],
+                           adaptive["steps_to_epsilon"])
       self.assertIn("| 0.1 |", _read(os.path.join(full, "sweep.md")))
       self.assertTrue(os.path.isfile(os.path.join(full, "sweep.png")))
 
@@ -242,8 +271,9 @@ class SweepRunnerTest(chex.TestCase):
     for row, tx, lr in ((0, optax.sgd(0.2), train._constant_rate(0.2)),
                         (1, fractal_optax.fractal_sgd(4, m, M),
                          lambda _, t: schedule(t))):
-      single = sweep.method_losses(
+      single, logs = sweep.method_losses(
           problem, train.Method("x", "x", tx, lr, {}), 6)
+      np.testing.assert_array_equal(logs["evaluations"], np.arange(1, 7))
       np.testing.assert_allclose(batched[row], single, rtol=2e-5)
 
 

@@ -37,6 +37,8 @@ class Config:
     bound_cycle: T of ``fractal`` (0: the smallest T with Chebyshev bound
       squared <= epsilon); ``short_cycle``: T of ``fractal_short`` (0: the
       power of two nearest sqrt(kappa) / 2).
+    adaptive_num_steps: T of ``adaptive`` (``adaptive_fractal_sgd``, which
+      measures M itself; 0: the library's default).
     curvature_iterations, lbfgs_steps: Lanczos iterations for M, L-BFGS
       iterations for f*.
     checkpoint_every, eval_every: periods in steps (0: only at the end); keep
@@ -58,6 +60,7 @@ class Config:
   max_curvature: str = "estimate"
   bound_cycle: int = 0
   short_cycle: int = 0
+  adaptive_num_steps: int = 0
   curvature_iterations: int = 100
   lbfgs_steps: int = 1000
   checkpoint_every: int = 500
@@ -78,7 +81,7 @@ class Config:
                  "sweep_cycles", "sweep_steps"):
       config_lib.positive(name, getattr(self, name))
     for name in ("num_train", "num_test", "bound_cycle", "short_cycle",
-                 "checkpoint_every", "eval_every"):
+                 "adaptive_num_steps", "checkpoint_every", "eval_every"):
       config_lib.non_negative(name, getattr(self, name))
     for name in ("constant_grid", "sweep_l2", "sweep_cycles"):
       config_lib.non_empty(name, getattr(self, name))
@@ -106,8 +109,10 @@ PRESETS: dict[str, Config] = {
     # Fashion-MNIST (Debian's files): the first 5,000 training images (the
     # size of the default problem), all 10,000 test images.
     "fashion": Config(dataset="fashion_mnist", num_train=5000, num_test=0),
-    # The lambda x T map on the embedded subset.
+    # The lambda x T map on the embedded subset, and on Fashion-MNIST's.
     "sweep": Config(mode="sweep"),
+    "sweep_fashion": Config(mode="sweep", dataset="fashion_mnist",
+                            num_train=5000, num_test=0),
     # The same two with M the global curvature bound (valid everywhere).
     "global": Config(max_curvature="global"),
     "sweep_global": Config(mode="sweep", max_curvature="global"),

@@ -4,6 +4,7 @@
   python -m benchmarks.logreg --quick              # CI-sized
   python -m benchmarks.logreg --preset fashion     # Fashion-MNIST
   python -m benchmarks.logreg --preset sweep       # lambda x T map
+  python -m benchmarks.logreg --preset sweep_fashion
   python -m benchmarks.logreg --dataset mnist --data-dir ~/mnist
 
 Results go to results/logreg/<preset>/ unless --workdir is given.

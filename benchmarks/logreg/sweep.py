@@ -5,8 +5,10 @@ every cycle length T in ``sweep_cycles`` (plus the T the Chebyshev bound
 asks for), full-batch GD with the repeated fractal schedule runs
 ``sweep_steps`` steps; so do the constant steps c/M of ``constant_grid``
 and the methods of ``OTHER_METHODS`` (``train.make_methods``'s, run with
-``train.make_chunk_fn``). A cell is the steps to the target, ``div``
-(diverged) or ``> N`` (not reached).
+``train.make_chunk_fn``, ``adaptive`` among them). A cell is the gradient
+evaluations to the target (the steps, but for ``adaptive``), ``div``
+(diverged) or ``> N`` (not reached); the best constant step and the other
+methods are also timed to the target (``train.time_to_target``).
 
 The GD-type runs of one lambda share one compiled, ``vmap``-ed
 ``lax.scan``: each row is ``baselines.steps`` through its own step sizes.
@@ -44,7 +46,7 @@ from benchmarks.logreg import report
 from benchmarks.logreg import train
 
 SWEEP_FILE = "sweep.json"
-OTHER_METHODS = ("heavy_ball", "nesterov")
+OTHER_METHODS = ("heavy_ball", "nesterov", "adaptive")
 KEEP = ("steps_to_epsilon", "steps_to_epsilon_stay", "diverged",
         "final_relative_suboptimality", "fraction_loss_increasing",
         "largest_suboptimality_increase")
@@ -83,13 +85,15 @@ def gd_losses(problem: models.Problem, learning_rates: jax.Array
 
 
 def method_losses(problem: models.Problem, method: train.Method,
-                  num_steps: int) -> np.ndarray:
-  """Loss curve ``[N + 1]`` of one method (one jitted scan)."""
+                  num_steps: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """Loss curve ``[N + 1]`` of one method (one jitted scan) and its other
+  per-step metrics (``[N]`` each)."""
   state = {"params": problem.params,
            "opt_state": method.tx.init(problem.params)}
   state, metrics = train.make_chunk_fn(problem, method)(state, 0, num_steps)
   final = problem.evaluate(state["params"])["loss"]
-  return np.append(np.asarray(metrics["loss"]), float(final))
+  metrics = {k: np.asarray(v) for k, v in metrics.items()}
+  return np.append(metrics.pop("loss"), float(final)), metrics
 
 
 def sweep_one(config: configs.Config, dataset: input_pipeline.Dataset,
@@ -109,19 +113,42 @@ def sweep_one(config: configs.Config, dataset: input_pipeline.Dataset,
   losses = gd_losses(problem, jnp.asarray(np.stack(rows)))
   names = [f"constant_{c:g}" for c in grid] + [f"fractal_{t}" for t in cycles]
   curves = dict(zip(names, losses))
-  for method in train.make_methods(config, numbers):
-    if method.name in OTHER_METHODS:
-      curves[method.name] = method_losses(problem, method, n)
+  methods = {m.name: m for m in train.make_methods(config, numbers)}
+  logs = {name: method_losses(problem, methods[name], n)
+          for name in OTHER_METHODS}
+  curves.update({name: log[0] for name, log in logs.items()})
   lowest = min(float(np.nanmin(v)) for v in curves.values())
   f_star = min(numbers["lbfgs"]["value"], lowest)
   results = {name: train.analyse(v, f_star, config.epsilon)
              for name, v in curves.items()}
+  for name, r in results.items():
+    first = r["steps_to_epsilon"]
+    evals = logs[name][1]["evaluations"] if name in logs else np.arange(1, n + 1)
+    r["evaluations_to_epsilon"] = (None if first is None else
+                                   int(evals[first - 1]) if first else 0)
+  best = train.best_constant(results, names[:len(grid)])
+  target = f_star + config.epsilon * (numbers["f0"] - f_star)
+  for name in (best, *OTHER_METHODS):
+    if results[name]["steps_to_epsilon"] is not None:
+      method = methods["gd" if name == "constant_1" else name]
+      timed = train.time_to_target(problem, method, target, n)
+      results[name].update(seconds_to_epsilon=timed["seconds"],
+                           timed_steps_to_epsilon=timed["steps"])
+  adaptive = logs["adaptive"][1]
+  results["adaptive"].update(
+      rejections=int(adaptive["rejections"][-1]),
+      max_curvature=float(adaptive["max_curvature"][-1]),
+      final_evaluations=int(adaptive["evaluations"][-1]))
+  keep = KEEP + ("evaluations_to_epsilon", "seconds_to_epsilon",
+                 "timed_steps_to_epsilon", "rejections", "max_curvature",
+                 "final_evaluations")
   return {
       "l2": l2, "kappa": curv["kappa"], "curvature": curv,
       "bound_cycle": numbers["bound_cycle"], "cycles": cycles,
       "f_star": f_star, "lbfgs": numbers["lbfgs"],
-      "best_constant": train.best_constant(results, names[:len(grid)]),
-      "runs": {k: {f: r[f] for f in KEEP} for k, r in results.items()},
+      "best_constant": best,
+      "runs": {k: {f: r[f] for f in keep if f in r}
+               for k, r in results.items()},
       "seconds": time.perf_counter() - start,
   }
 

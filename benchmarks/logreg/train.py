@@ -8,8 +8,12 @@ everywhere. Methods (``make_methods``, optimisers from
 ``benchmarks.baselines``): ``gd`` (1/M), ``constant_<c>`` (c/M; the fastest
 is the best constant), ``heavy_ball``, ``nesterov``, ``fractal`` (the T with
 ``chebyshev_error_bound(T)^2 <= epsilon``) and ``fractal_short`` (the power of
-two nearest sqrt(kappa) / 2), both cycles repeated; each a
-``train_loop.run_loop`` of jitted ``lax.scan`` chunks. f* is the lower of a
+two nearest sqrt(kappa) / 2), both cycles repeated, and ``adaptive``
+(``fractal_optax.adaptive_fractal_sgd`` with m = lambda, which measures M
+itself and rejects cycles that raise the loss); each a
+``train_loop.run_loop`` of jitted ``lax.scan`` chunks. Cost is counted in
+gradient evaluations (an HVP counts 2; one per step for all but
+``adaptive``) and in wall time to epsilon (``time_to_target``). f* is the lower of a
 long ``optax.lbfgs`` run and the lowest loss reached; steps to epsilon is the
 first t with (f_t - f*) / (f_0 - f*) <= epsilon.
 
@@ -22,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import time
@@ -191,7 +196,8 @@ class Method(NamedTuple):
   ``tx.update`` also receives ``value``, ``grad`` and ``value_fn``;
   ``learning_rate(opt_state, t)`` is logged for update t;
   ``evaluations(opt_state, t)`` is the number of gradient evaluations spent
-  by updates 0 ... t (an HVP counts 2; None: one per update).
+  by updates 0 ... t (an HVP counts 2; None: one per update); ``extra``
+  (opt_state) -> more scalars logged per step (None: none).
   """
 
   name: str
@@ -200,6 +206,7 @@ class Method(NamedTuple):
   learning_rate: Callable[[Any, jax.Array], jax.Array]
   hparams: dict[str, Any]
   evaluations: Callable[[Any, jax.Array], jax.Array] | None = None
+  extra: Callable[[Any], dict[str, jax.Array]] | None = None
 
 
 def _constant_rate(lr: float) -> Callable[[Any, jax.Array], jax.Array]:
@@ -236,7 +243,36 @@ def make_methods(config: Config, numbers: Mapping[str, Any]) -> list[Method]:
         {"cycle_length": cycle, "min_curvature": m, "max_curvature": M,
          "largest_step": float(
              fractal_optax.chebyshev_step_sizes(cycle, m, M)[0])}))
+  methods.append(adaptive_method(config, m))
   return methods
+
+
+def adaptive_method(config: Config, l2: float) -> Method:
+  """``adaptive_fractal_sgd`` with m = lambda and no M guess; its cost is
+  ``count + num_value_evals + 2 num_hvps`` (the start's Lanczos included).
+
+  The logged rate of update t is the fractal step of the state it leaves:
+  position ``(position - 1) mod T`` on ``[m_eff, M]``, as the update used
+  (after a rejection: the first step of the repaired cycle).
+  """
+  kw = ({"num_steps": config.adaptive_num_steps}
+        if config.adaptive_num_steps else {})
+  tx = fractal_optax.adaptive_fractal_sgd(**kw, l2_regularization=l2)
+  cycle = config.adaptive_num_steps or inspect.signature(
+      fractal_optax.adaptive_fractal_sgd).parameters["num_steps"].default
+
+  def rate(state, _):
+    steps = fractal_optax.fractal_chebyshev_step_sizes(
+        cycle, state.min_curvature, state.max_curvature)
+    return steps[(state.position - 1) % cycle].astype(jnp.float32)
+
+  return Method(
+      "adaptive", f"adaptive fractal T={cycle}", tx, rate,
+      {"cycle_length": cycle, "l2_regularization": l2},
+      lambda s, _: s.count + s.num_value_evals + 2 * s.num_hvps,
+      lambda s: {"rejections": s.num_rejected,
+                 "max_curvature": s.max_curvature,
+                 "min_curvature_eff": s.min_curvature})
 
 
 def make_chunk_fn(problem: models.Problem, method: Method
@@ -258,7 +294,8 @@ def make_chunk_fn(problem: models.Problem, method: Method
       metrics = {"loss": loss,
                  "learning_rate": method.learning_rate(opt_state, t),
                  "grad_norm": optax.tree.norm(grads),
-                 "evaluations": evaluations(opt_state, t)}
+                 "evaluations": evaluations(opt_state, t),
+                 **(method.extra(opt_state) if method.extra else {})}
       return {"params": params, "opt_state": opt_state}, metrics
     return jax.lax.scan(body, state, steps)
 
@@ -267,6 +304,49 @@ def make_chunk_fn(problem: models.Problem, method: Method
                 problem.data)
 
   return chunk_fn
+
+
+def _target_runner(graphdef: Any, method: Method) -> Callable[..., Any]:
+  objective = models.loss_functions(graphdef).objective
+  tx = optax.with_extra_args_support(method.tx)
+
+  @jax.jit
+  def run(params, data, l2, target, max_steps):
+    fn = lambda p: objective(p, data, l2)
+
+    def body(carry):
+      params, opt_state, t, _ = carry
+      loss, grads = jax.value_and_grad(fn)(params)
+      updates, opt_state = tx.update(grads, opt_state, params, value=loss,
+                                     grad=grads, value_fn=fn)
+      return optax.apply_updates(params, updates), opt_state, t + 1, loss
+
+    cond = lambda c: (c[2] < max_steps) & ~(c[3] <= target)
+    init = (params, tx.init(params), jnp.int32(0), jnp.float32(jnp.inf))
+    return jax.lax.while_loop(cond, body, init)[2:]
+
+  return run
+
+
+def time_to_target(problem: models.Problem, method: Method, target: float,
+                   max_steps: int, repeats: int = 3) -> dict[str, Any]:
+  """Wall time of ``method`` until its loss is ``<= target``: compiled first,
+  then the fastest of ``repeats`` runs (the machine is shared). The loop
+  stops one update after the loss at the iterate reached ``target`` (the
+  loss comes with that iterate's gradient), so it times ``steps`` + 1
+  gradient steps. Returns ``{"seconds", "steps"}`` (None if never)."""
+  run = _target_runner(problem.graphdef, method)
+  args = (problem.params, problem.data, jnp.float32(problem.l2),
+          jnp.float32(target))
+  jax.block_until_ready(run(*args, jnp.int32(1)))  # Compiles.
+  seconds = math.inf
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    steps, loss = jax.block_until_ready(run(*args, jnp.int32(max_steps)))
+    seconds = min(seconds, time.perf_counter() - t0)
+  reached = bool(loss <= target)
+  return {"seconds": seconds if reached else None,
+          "steps": int(steps) - 1 if reached else None}
 
 
 def steps_to(relative: np.ndarray, epsilon: float) -> int | None:
@@ -328,8 +408,25 @@ def best_constant(results: Mapping[str, Mapping[str, Any]],
       np.nan_to_num(results[n]["final_relative_suboptimality"], nan=np.inf)))
 
 
-def _ratio(num: int | None, den: int | None) -> float | None:
+def _ratio(num: float | None, den: float | None) -> float | None:
   return None if num is None or den is None or den == 0 else num / den
+
+
+# Ratios of these methods are reported; the most evaluations they may take,
+# as a multiple of Nesterov's (issue 11: the adaptive's goal is 1).
+NESTEROV_LIMIT = {"fractal": 1.5, "fractal_short": 1.5, "adaptive": 1.0}
+
+
+def method_ratios(results: Mapping[str, Mapping[str, Any]], best: str,
+                  name: str) -> dict[str, float | None]:
+  """``name``'s cost against the best constant and Nesterov, in gradient
+  evaluations and (where timed) seconds to epsilon."""
+  ev = lambda n: results[n]["evaluations_to_epsilon"]
+  sec = lambda n: results[n].get("seconds_to_epsilon")
+  return {"speedup_vs_best_constant": _ratio(ev(best), ev(name)),
+          "evaluations_over_nesterov": _ratio(ev(name), ev("nesterov")),
+          "time_speedup_vs_best_constant": _ratio(sec(best), sec(name)),
+          "time_over_nesterov": _ratio(sec(name), sec("nesterov"))}
 
 
 def loss_curve(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -350,8 +447,13 @@ def summarise(config: Config, problem: models.Problem,
   lowest = min(float(np.nanmin(v)) for v in losses.values())
   f_star = min(numbers["lbfgs"]["value"], lowest)
   results = {}
+  target = f_star + config.epsilon * (numbers["f0"] - f_star)
   for method in methods:
     stats = analyse(losses[method.name], f_star, config.epsilon)
+    if stats["steps_to_epsilon"] is not None:  # Wall time, compiled.
+      timed = time_to_target(problem, method, target, config.num_steps)
+      stats.update(seconds_to_epsilon=timed["seconds"],
+                   timed_steps_to_epsilon=timed["steps"])
     run = records[method.name]
     _, rates = metrics_lib.metrics_arrays(run, "learning_rate")
     _, evals = metrics_lib.metrics_arrays(run, "evaluations")
@@ -365,23 +467,24 @@ def summarise(config: Config, problem: models.Problem,
         (int(evals[first - 1]) if first else 0),
         test_accuracy=run[-1].get("test_accuracy"),
         train_accuracy=run[-1].get("train_accuracy"),
-        final_loss=run[-1].get("loss"))
+        final_loss=run[-1].get("loss"),
+        final_evaluations=int(evals[-1]))
+    if method.extra:
+      stats.update({k: run[-2][k] for k in method.extra(
+          method.tx.init(problem.params))})
     results[method.name] = stats
   best = best_constant(results, [m.name for m in methods
                                  if "multiple_of_1/M" in m.hparams])
-  steps = {n: r["steps_to_epsilon"] for n, r in results.items()}
-  ratios = {name: {
-      "speedup_vs_best_constant": _ratio(steps[best], steps[name]),
-      "steps_over_nesterov": _ratio(steps[name], steps["nesterov"]),
-      "speedup_vs_gd": _ratio(steps["gd"], steps[name]),
-  } for name in ("fractal", "fractal_short")}
+  ratios = {name: method_ratios(results, best, name)
+            for name in NESTEROV_LIMIT}
   targets = {name: {
       "speedup_vs_best_constant_at_least_3":
           (ratios[name]["speedup_vs_best_constant"] or 0) >= 3,
-      "within_1.5x_of_nesterov":
-          (ratios[name]["steps_over_nesterov"] or math.inf) <= 1.5,
+      "nesterov_limit": limit,
+      "within_limit_of_nesterov":
+          (ratios[name]["evaluations_over_nesterov"] or math.inf) <= limit,
       "fraction_loss_increasing": results[name]["fraction_loss_increasing"],
-  } for name in ratios}
+  } for name, limit in NESTEROV_LIMIT.items()}
   return {
       "experiment": "logreg",
       "config": config_lib.to_dict(config),
