@@ -1,10 +1,7 @@
-"""On-device preprocessing: normalise, random crop with padding, flip.
+"""On-device preprocessing of ``uint8`` batches: normalise, crop, flip.
 
-Batches travel as ``uint8`` and are augmented inside the jitted train step
-with a key from the step number, so a resumed run draws the same crops and
-flips. The crop pads the normalised image with ``padding`` zeros (the mean)
-and cuts a window of the original size at a uniform offset in
-``{0, ..., 2 * padding}^2``; the flip mirrors left-right with probability 1/2.
+The crop pads the normalised image with zeros (the mean) and cuts a window
+of the original size at a uniform offset; the flip has probability 1/2.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""The run's images: loaded, cut, resized, and batched by step.
-
-Batches leave the host as ``uint8``; each process builds only its rows of a
-global batch, and the batch of step ``t`` depends only on ``(seed, t)``.
-"""
+"""The run's ``uint8`` images: loaded, cut, resized, batched by step."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Data parallelism with ``jax.sharding``: one mesh axis, ``'data'``.
+"""Data parallelism: batches split on mesh axis ``'data'``, state replicated.
 
-Batches are split along their first dimension (``P('data')``); parameters,
-BatchNorm statistics and optimiser state are replicated (``P()``), so ``jit``
-compiles one SPMD program whose gradients and BatchNorm statistics are those
-of the global batch. Several processes: each builds only its rows of each
-global batch (``process_rows``); ``global_batch`` stitches them together.
+Gradients and BatchNorm statistics are the global batch's; each process
+builds only its rows (``process_rows``), stitched by ``global_batch``.
 """
 
 from __future__ import annotations

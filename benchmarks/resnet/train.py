@@ -101,11 +101,10 @@ def build_model(config: Config, in_channels: int, num_classes: int
 def jit_steps(config: Config, tx: optax.GradientTransformation,
               image_shape: tuple[int, ...], num_classes: int,
               mesh: jax.sharding.Mesh) -> tuple[Any, Any]:
-  """The jitted data-parallel train step (donating) and eval step of ``tx``.
+  """Jitted ``train_step(state, images, labels) -> (state, metrics)``.
 
-  ``train_step(state, images, labels) -> (state, metrics)`` augments step
-  ``t`` with ``fold_in(key(seed), t)``; ``eval_step(state, images, labels,
-  mask)`` returns the sums ``loss_sum``, ``correct`` and ``count``.
+  And ``eval_step(state, images, labels, mask) -> sums``; step ``t`` augments
+  with ``fold_in(key(seed), t)``; the train step donates its state.
   """
   graphdef = nnx.split(nnx.eval_shape(lambda: build_model(
       config, image_shape[-1], num_classes)), nnx.Param, nnx.BatchStat)[0]
