@@ -33,6 +33,9 @@ _RAISE = 4.0
 _RELAX = 2.0
 # An accepted cycle spends one power-iteration HVP every _POWER_EVERY cycles.
 _POWER_EVERY = 8
+# A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
+# units of the dtype's epsilon (relative): the rounding of the loss itself.
+_SLACK = 8.0
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -191,10 +194,12 @@ def scale_by_adaptive_fractal(
   **Guarantees.** (1) Parameters stay finite: every update is checked before it
   is returned (the loss there may still be non-finite: that is caught at the
   next update, which returns to the last accepted anchor, finite). (2) The
-  loss at accepted cycle ends never rises, for any loss (convex or not): with
-  full-batch ``value_fn``, the losses :math:`f(a_0) \ge f(a_1) \ge \dots` of
-  the anchors are non-increasing, and every cycle end with :math:`f(x_T) >
-  f(a)` is discarded at the next update. (3) On a convex quadratic whose
+  loss at accepted cycle ends never rises beyond its own rounding, for any loss
+  (convex or not): with full-batch ``value_fn``, the losses of the anchors
+  satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`
+  (:math:`\epsilon` the dtype's machine epsilon; a rise that small is below
+  the loss's resolution and carries no curvature information), and every
+  cycle end above that is discarded at the next update. (3) On a convex quadratic whose
   Hessian lies in ``[m, M]``, a cycle built for ``[m_eff, M]`` contracts the
   error by :func:`chebyshev_error_bound` and is always accepted. Nothing is
   promised about the loss *inside* a cycle, nor at a proposed cycle end before
@@ -435,7 +440,11 @@ def scale_by_adaptive_fractal(
           pending, lambda _: loss(anchor), lambda _: anchor_value, None)
       num_value_evals = num_value_evals + pending.astype(jnp.int32)
     usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
-    accept = pending & usable & (value <= anchor_value)
+    # A rise within the rounding of the loss carries no curvature signal (near
+    # the optimum f(x_T) and f(a) differ by less than their own rounding):
+    # accept it, so that progress below the loss's resolution is kept.
+    slack = _SLACK * jnp.finfo(dtype).eps * jnp.abs(anchor_value)
+    accept = pending & usable & (value <= anchor_value + slack)
     reject_end = pending & ~accept
 
     # Accepted: the cycle end is the new anchor and this update is the first

@@ -16,6 +16,11 @@ import fractal_optax
 _DIM = 40
 
 
+def _slack(anchor_value):
+  """The rise of a cycle-end loss that is accepted as rounding (float32)."""
+  return 8.0 * np.finfo(np.float32).eps * np.abs(anchor_value)
+
+
 def _quadratic(kappa, top=1.0):
   """f(x) = ½ Σ a_i x_i², a geometric spectrum on [top/κ, top], float32."""
   a = jnp.asarray(np.geomspace(top / kappa, top, _DIM), jnp.float32)
@@ -164,16 +169,21 @@ class AdaptiveFractalTest(chex.TestCase):
       if bool(state.restarting):  # Back at the anchor, one step taken.
         self.assertEqual(int(state.position), 1)
     anchors = np.asarray(anchors)
-    self.assertTrue(np.all(np.diff(anchors) <= 0.0),
+    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])),
                     msg=f"anchor losses rose: {anchors}")
     # Every cycle end is tested at the next update, on the caller's value.
     self.assertEqual(int(state.num_accepted) + int(state.num_rejected), 11)
     self.assertGreater(int(state.num_rejected), 0)
     self.assertGreater(int(state.num_accepted), 0)
-    # Rejected ends are exactly those above the anchor: tested on the value.
-    self.assertEqual(int(state.num_rejected),
-                     int(np.sum(np.asarray(ends[1:]) > np.minimum.accumulate(
-                         ends)[:-1])))
+    # Rejected ends are exactly those above the anchor (beyond the loss's
+    # rounding): tested on the caller's value.
+    anchor, rejected = ends[0], 0
+    for end in ends[1:]:
+      if end <= anchor + _slack(anchor):
+        anchor = end
+      else:
+        rejected += 1
+    self.assertEqual(int(state.num_rejected), rejected)
     # Cost: 5 Lanczos HVPs, then one HVP per 8 accepted (power step) and per
     # rejected (diagnosis at the anchor) cycle end; no extra loss evaluation.
     self.assertEqual(int(state.num_hvps), 5 + int(state.num_rejected)
@@ -183,6 +193,27 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertLess(anchors[-1], ends[0] - 0.05)
     grad_norm = float(jnp.linalg.norm(jax.grad(loss)(x)))
     self.assertLess(grad_norm, 1e-3)
+
+  def test_progress_below_the_loss_resolution_is_kept_in_float32(self):
+    # ½ xᵀAx − bᵀx near its optimum: f(x_T) and f(a) differ by less than the
+    # rounding of f itself. Such cycle ends are accepted, not read as a failed
+    # curvature model, so the error keeps falling past the loss's resolution.
+    kappa, t = 1e3, 32
+    a = jnp.asarray(np.geomspace(1 / kappa, 1.0, 256), jnp.float32)
+    b = jnp.asarray(np.random.default_rng(0).normal(size=256), jnp.float32)
+    loss = lambda x: 0.5 * jnp.sum(a * x * x) - jnp.sum(b * x)
+    opt = fractal_optax.adaptive_fractal_sgd(t, min_curvature=1 / kappa)
+    update = jax.jit(_bind(opt, loss))
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    x = jnp.zeros(256, jnp.float32)
+    state = opt.init(x)
+    for _ in range(16 * t):
+      value, grad = value_and_grad(x)
+      updates, state = update(grad, state, x, value)
+      x = optax.apply_updates(x, updates)
+    error = float(jnp.linalg.norm(x - b / a) / jnp.linalg.norm(b / a))
+    self.assertLess(error, 1e-6)
+    self.assertEqual(int(state.num_rejected), 0)
 
   def test_anchor_values_are_monotone_and_finite_under_overflow(self):
     # The loss is finite everywhere but overflows to inf far from 0, and M is
@@ -203,7 +234,7 @@ class AdaptiveFractalTest(chex.TestCase):
       self.assertTrue(bool(jnp.all(jnp.isfinite(x))), msg=f"{x=}")
       anchors.append(float(state.anchor_value))
     anchors = np.asarray(anchors[1:])
-    self.assertTrue(np.all(np.diff(anchors) <= 0.0))
+    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])))
     self.assertGreater(int(state.num_rejected), 0)
     self.assertGreater(float(state.max_curvature), 1e-3)
     self.assertLess(float(loss(x)), float(loss(x0)))
