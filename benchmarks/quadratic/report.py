@@ -45,6 +45,10 @@ def write_all(results: dict[str, Any], workdir: str) -> list[str]:
   files.write_json(paths[0], results)
   files.write_text(paths[1], markdown(results))
   files.write_text(paths[2], summary_markdown(results))
+  if results.get("adaptive"):  # Quoted on its own by the README and docs.
+    paths.append(os.path.join(workdir, "adaptive.md"))
+    files.write_text(paths[-1], "\n".join(
+        _adaptive_section(results["adaptive"])).replace("## ", "#### ", 1))
   paths += write_figures(results, workdir)
   return paths
 
@@ -266,8 +270,8 @@ def _adaptive_section(adaptive: dict[str, Any] | None) -> list[str]:
       "(library defaults; m exact) against the oracle `fractal_sgd(T, m, M)`"
       " repeated, same T (the smallest power of two ≥ √κ). Evaluations to ε "
       "count value-and-gradient calls plus extra loss evaluations plus 2 per "
-      "HVP (adaptive: the Lanczos HVPs at the start, one per cycle, one per "
-      "rejection). `single cycle T`: one fractal cycle of the smallest "
+      "HVP (adaptive: the Lanczos HVPs at the start, one per 8 accepted "
+      "cycles, one per rejection). `single cycle T`: one fractal cycle of the smallest "
       "sufficient length (knows [m, M] and ε). `final M`: the adaptive "
       "estimate when ε is reached (true M = 1). Wall time to ε (ms): the "
       "median warm run's time per step × steps to ε (both are jitted "
