@@ -215,7 +215,8 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
   if times:
     text += ("\nEvaluations / wall time to ε of the same runs (a second, "
              "compiled run of each method stopped at ε; shared 2-core CPU, "
-             "so noisy):\n\n" + reporting.markdown_table(times, list(times[0])))
+             "so noisy):\n\n"
+             + reporting.markdown_table(times, list(times[0])))
   return text
 
 

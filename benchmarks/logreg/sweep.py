@@ -49,7 +49,9 @@ SWEEP_FILE = "sweep.json"
 OTHER_METHODS = ("heavy_ball", "nesterov", "adaptive")
 KEEP = ("steps_to_epsilon", "steps_to_epsilon_stay", "diverged",
         "final_relative_suboptimality", "fraction_loss_increasing",
-        "largest_suboptimality_increase")
+        "largest_suboptimality_increase", "evaluations_to_epsilon",
+        "seconds_to_epsilon", "timed_steps_to_epsilon", "rejections",
+        "max_curvature", "final_evaluations")
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,7 +125,8 @@ def sweep_one(config: configs.Config, dataset: input_pipeline.Dataset,
              for name, v in curves.items()}
   for name, r in results.items():
     first = r["steps_to_epsilon"]
-    evals = logs[name][1]["evaluations"] if name in logs else np.arange(1, n + 1)
+    evals = (logs[name][1]["evaluations"] if name in logs
+             else np.arange(1, n + 1))
     r["evaluations_to_epsilon"] = (None if first is None else
                                    int(evals[first - 1]) if first else 0)
   best = train.best_constant(results, names[:len(grid)])
@@ -139,15 +142,12 @@ def sweep_one(config: configs.Config, dataset: input_pipeline.Dataset,
       rejections=int(adaptive["rejections"][-1]),
       max_curvature=float(adaptive["max_curvature"][-1]),
       final_evaluations=int(adaptive["evaluations"][-1]))
-  keep = KEEP + ("evaluations_to_epsilon", "seconds_to_epsilon",
-                 "timed_steps_to_epsilon", "rejections", "max_curvature",
-                 "final_evaluations")
   return {
       "l2": l2, "kappa": curv["kappa"], "curvature": curv,
       "bound_cycle": numbers["bound_cycle"], "cycles": cycles,
       "f_star": f_star, "lbfgs": numbers["lbfgs"],
       "best_constant": best,
-      "runs": {k: {f: r[f] for f in keep if f in r}
+      "runs": {k: {f: r[f] for f in KEEP if f in r}
                for k, r in results.items()},
       "seconds": time.perf_counter() - start,
   }

@@ -2,20 +2,17 @@ r"""One comparison of step sizes on logistic regression (the paper's Figure 5).
 
 Full-batch GD on the objective of ``models``: m = lambda (attained: the
 logits are invariant to a shift common to all classes); M the larger
-``fractal_optax.estimate_curvature`` bound at the start and at the optimum,
-or (``max_curvature="global"``) lambda + lambda_max(X~^T X~ / n) / 2, valid
-everywhere. Methods (``make_methods``, optimisers from
-``benchmarks.baselines``): ``gd`` (1/M), ``constant_<c>`` (c/M; the fastest
-is the best constant), ``heavy_ball``, ``nesterov``, ``fractal`` (the T with
-``chebyshev_error_bound(T)^2 <= epsilon``) and ``fractal_short`` (the power of
-two nearest sqrt(kappa) / 2), both cycles repeated, and ``adaptive``
-(``fractal_optax.adaptive_fractal_sgd`` with m = lambda, which measures M
-itself and rejects cycles that raise the loss); each a
-``train_loop.run_loop`` of jitted ``lax.scan`` chunks. Cost is counted in
-gradient evaluations (an HVP counts 2; one per step for all but
-``adaptive``) and in wall time to epsilon (``time_to_target``). f* is the lower of a
-long ``optax.lbfgs`` run and the lowest loss reached; steps to epsilon is the
-first t with (f_t - f*) / (f_0 - f*) <= epsilon.
+``estimate_curvature`` bound at the start and at the optimum, or
+(``max_curvature="global"``) lambda + lambda_max(X~^T X~ / n) / 2, valid
+everywhere. Methods (``make_methods``): ``gd`` (1/M), ``constant_<c>`` (c/M;
+the fastest is the best constant), ``heavy_ball``, ``nesterov``, ``fractal``
+(the T with ``chebyshev_error_bound(T)^2 <= epsilon``) and ``fractal_short``
+(the power of two nearest sqrt(kappa) / 2), both repeated, and ``adaptive``
+(``adaptive_fractal_sgd``, m = lambda, which measures M itself); each a
+``train_loop.run_loop`` of jitted ``lax.scan`` chunks. Cost: gradient
+evaluations (an HVP counts 2) and wall time to epsilon (``time_to_target``).
+f* is the lower of a long ``optax.lbfgs`` run and the lowest loss reached;
+steps to epsilon is the first t with (f_t - f*) / (f_0 - f*) <= epsilon.
 
 Example::
 
@@ -278,7 +275,7 @@ def adaptive_method(config: Config, l2: float) -> Method:
 def make_chunk_fn(problem: models.Problem, method: Method
                   ) -> train_loop.ChunkFn:
   """``(state, start, n) -> (state, metrics)``: n full-batch steps, jitted."""
-  tx = optax.with_extra_args_support(method.tx)
+  step = _step_fn(method)
   evaluations = method.evaluations or (lambda _, t: t + 1)
 
   @jax.jit
@@ -286,11 +283,8 @@ def make_chunk_fn(problem: models.Problem, method: Method
     fn = lambda p: problem.objective(p, data)
 
     def body(state, t):
-      loss, grads = jax.value_and_grad(fn)(state["params"])
-      updates, opt_state = tx.update(grads, state["opt_state"],
-                                     state["params"], value=loss, grad=grads,
-                                     value_fn=fn)
-      params = optax.apply_updates(state["params"], updates)
+      loss, grads, params, opt_state = step(fn, state["params"],
+                                            state["opt_state"])
       metrics = {"loss": loss,
                  "learning_rate": method.learning_rate(opt_state, t),
                  "grad_norm": optax.tree.norm(grads),
@@ -306,23 +300,33 @@ def make_chunk_fn(problem: models.Problem, method: Method
   return chunk_fn
 
 
+def _step_fn(method: Method) -> Callable[..., Any]:
+  """``(fn, params, opt_state) -> (loss, grads, params, opt_state)``."""
+  tx = optax.with_extra_args_support(method.tx)
+
+  def step(fn, params, opt_state):
+    loss, grads = jax.value_and_grad(fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss,
+                                   grad=grads, value_fn=fn)
+    return loss, grads, optax.apply_updates(params, updates), opt_state
+
+  return step
+
+
 def _target_runner(graphdef: Any, method: Method) -> Callable[..., Any]:
   objective = models.loss_functions(graphdef).objective
-  tx = optax.with_extra_args_support(method.tx)
+  step = _step_fn(method)
 
   @jax.jit
   def run(params, data, l2, target, max_steps):
     fn = lambda p: objective(p, data, l2)
 
     def body(carry):
-      params, opt_state, t, _ = carry
-      loss, grads = jax.value_and_grad(fn)(params)
-      updates, opt_state = tx.update(grads, opt_state, params, value=loss,
-                                     grad=grads, value_fn=fn)
-      return optax.apply_updates(params, updates), opt_state, t + 1, loss
+      loss, _, params, opt_state = step(fn, *carry[:2])
+      return params, opt_state, carry[2] + 1, loss
 
     cond = lambda c: (c[2] < max_steps) & ~(c[3] <= target)
-    init = (params, tx.init(params), jnp.int32(0), jnp.float32(jnp.inf))
+    init = (params, method.tx.init(params), jnp.int32(0), jnp.float32(jnp.inf))
     return jax.lax.while_loop(cond, body, init)[2:]
 
   return run
