@@ -1,20 +1,18 @@
-"""Copies the Markdown tables the benchmarks wrote into the READMEs.
+"""Copies the Markdown tables the benchmarks wrote into README.md.
 
-A results block, in README.md or a benchmark's own README, is replaced by
-the file it names (relative to the repository root)::
+A results block is replaced by the file it names (relative to the repository root)::
 
   <!-- results: benchmarks/results/order/order_stability.md -->
   ... (generated; do not edit by hand) ...
   <!-- /results -->
 
-  python -m benchmarks.update_readme          # rewrite the READMEs in place
+  python -m benchmarks.update_readme          # rewrite README.md in place
   python -m benchmarks.update_readme --check  # exit 1 if one is out of date
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import re
 import sys
@@ -43,30 +41,20 @@ def render(readme: str, root: str = ROOT) -> str:
   return _BLOCK.sub(replace, readme)
 
 
-def readme_paths(root: str = ROOT) -> list[str]:
-  """README.md at the top and in every benchmark package."""
-  return [os.path.join(root, "README.md")] + sorted(
-      glob.glob(os.path.join(root, "benchmarks", "*", "README.md")))
-
-
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--check", action="store_true",
                       help="only check; exit 1 if README.md is out of date.")
   args = parser.parse_args(argv)
-  stale = []
-  for path in readme_paths():
-    with open(path, encoding="utf-8") as f:
-      readme = f.read()
-    updated = render(readme)
-    if updated != readme:
-      stale.append(os.path.relpath(path, ROOT))
-      if not args.check:
-        files.write_text(path, updated)
-  if args.check and stale:
-    print("out of date (run python -m benchmarks.update_readme):",
-          ", ".join(stale))
+  path = os.path.join(ROOT, "README.md")
+  with open(path, encoding="utf-8") as f:
+    readme = f.read()
+  updated = render(readme)
+  if updated != readme and args.check:
+    print("README.md is out of date (run python -m benchmarks.update_readme)")
     return 1
+  if updated != readme:
+    files.write_text(path, updated)
   return 0
 
 
