@@ -81,3 +81,53 @@ def block_ratios(order, kappas, oversample=0):
     single = np.max((1.0 + np.abs(z_nodes)) / (z0 - z_nodes))
     ratios.append(block / max(single, 1.0))
   return np.array(ratios)
+
+
+# The silver steps (Altschuler & Parrilo), from the papers' definitions.
+
+SILVER_RATIO = 1 + mpmath.sqrt(2)
+
+
+def _silver_block(k, kappa):
+  """Part I's recursion h(2n) = [h~(n), a, h~(n), b], literally, in mpmath."""
+  psi = lambda t: (1 + kappa * t) / (1 + t)
+  z = 1 / kappa
+  block = [psi(z)]
+  for _ in range(k):
+    eta = 1 - z
+    root = eta + mpmath.sqrt(1 + eta**2)
+    y, z = z / root, z * root
+    block = block[:-1] + [psi(y)] + block[:-1] + [psi(z)]
+  return block, z
+
+
+def silver_step_sizes(num_steps, m, big_m):
+  """The blocks of T's binary digits (smallest first), each h/M, float64."""
+  kappa = mpmath.mpf(big_m) / mpmath.mpf(m)
+  out = []
+  for k in range(num_steps.bit_length()):
+    if num_steps >> k & 1:
+      out += _silver_block(k, kappa)[0]
+  return np.array([float(h / mpmath.mpf(big_m)) for h in out])
+
+
+def silver_error_bound(num_steps, m, big_m):
+  """The product of (1 − z_{k+1})/(1 + z_{k+1}) over T's binary digits k."""
+  kappa = mpmath.mpf(big_m) / mpmath.mpf(m)
+  bound = mpmath.mpf(1)
+  for k in range(num_steps.bit_length()):
+    if num_steps >> k & 1:
+      z = _silver_block(k, kappa)[1]
+      bound *= (1 - z) / (1 + z)
+  return float(bound)
+
+
+def silver_convex_step_sizes(num_steps, big_m):
+  """Part II's (1 + ρ^(ν(i) − 1))/M, ν counted by repeated halving."""
+  out = []
+  for i in range(1, num_steps + 1):
+    nu = 0
+    while i % 2 == 0:
+      i, nu = i // 2, nu + 1
+    out.append((1 + SILVER_RATIO ** (nu - 1)) / mpmath.mpf(big_m))
+  return np.array([float(h) for h in out])
