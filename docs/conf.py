@@ -6,7 +6,6 @@ execution at build time); benchmark results are included from the files the
 benchmark commands write.
 """
 
-import os
 import pathlib
 import shutil
 import sys
@@ -15,25 +14,28 @@ _DOCS = pathlib.Path(__file__).resolve().parent
 _ROOT = _DOCS.parent
 sys.path.insert(0, str(_ROOT))
 
-import fractal_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import fractal_optax  # noqa: E402 (after the sys.path entry above)
 
 project = "fractal_optax"
 author = "fractal_optax authors"
-copyright = "2026, fractal_optax authors"  # pylint: disable=redefined-builtin
+copyright = "2026, fractal_optax authors"
 version = release = fractal_optax.__version__
 
 extensions = [
-    "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
-    "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
-    "sphinx.ext.intersphinx",
-    "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.autosummary",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.mathjax",
+  "sphinx.ext.viewcode",
+  "sphinx.ext.intersphinx",
+  "myst_nb",
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "myst-nb",
-                 ".ipynb": "myst-nb"}
+source_suffix = {
+  ".rst": "restructuredtext",
+  ".md": "myst-nb",
+  ".ipynb": "myst-nb",
+}
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 templates_path = []
 

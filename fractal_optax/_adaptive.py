@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import inspect
 import math
 import numbers
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -19,9 +19,9 @@ from fractal_optax._curvature import _lanczos_impl
 from fractal_optax._schedule import fractal_chebyshev_step_sizes
 
 __all__ = [
-    "ScaleByAdaptiveFractalState",
-    "adaptive_fractal_sgd",
-    "scale_by_adaptive_fractal",
+  "ScaleByAdaptiveFractalState",
+  "adaptive_fractal_sgd",
+  "scale_by_adaptive_fractal",
 ]
 
 # Relative safety margin on every measured M (over-estimating M costs
@@ -92,8 +92,9 @@ def _check_optional_positive(value: Any, name: str) -> float | None:
   return _checks.check_positive_scalar(value, name)
 
 
-def _fn_kwargs(value_fn: Callable[..., Any], extra_args: dict[str, Any]
-               ) -> dict[str, Any]:
+def _fn_kwargs(
+  value_fn: Callable[..., Any], extra_args: dict[str, Any]
+) -> dict[str, Any]:
   """The extra arguments that ``value_fn`` accepts (all if it takes **kw)."""
   if not extra_args:
     return {}
@@ -107,8 +108,11 @@ def _fn_kwargs(value_fn: Callable[..., Any], extra_args: dict[str, Any]
 
 
 def _all_finite(tree: Any) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  leaves = [
+    jnp.all(jnp.isfinite(x))
+    for x in jax.tree_util.tree_leaves(tree)
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -117,10 +121,15 @@ def _is_float(x: Any) -> bool:
 
 
 def _tree_vdot(a: Any, b: Any, dtype) -> jax.Array:
-  return sum((jnp.vdot(x.astype(dtype), y.astype(dtype))
-              for x, y in zip(jax.tree_util.tree_leaves(a),
-                              jax.tree_util.tree_leaves(b))),
-             jnp.zeros((), dtype))
+  return sum(
+    (
+      jnp.vdot(x.astype(dtype), y.astype(dtype))
+      for x, y in zip(
+        jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True
+      )
+    ),
+    jnp.zeros((), dtype),
+  )
 
 
 def _tree_scale(tree: Any, s: jax.Array) -> Any:
@@ -130,22 +139,23 @@ def _tree_scale(tree: Any, s: jax.Array) -> Any:
 def _float_part(tree: Any) -> Any:
   """Zeros in place of non-float leaves (they are not differentiated)."""
   return jax.tree_util.tree_map(
-      lambda x: x if _is_float(x) else jnp.zeros_like(x), tree)
+    lambda x: x if _is_float(x) else jnp.zeros_like(x), tree
+  )
 
 
 def scale_by_adaptive_fractal(
-    num_steps: int = 32,
-    *,
-    min_curvature: jax.typing.ArrayLike | None = None,
-    l2_regularization: jax.typing.ArrayLike | None = None,
-    max_condition_number: jax.typing.ArrayLike | None = None,
-    max_curvature: jax.typing.ArrayLike | None = None,
-    num_init_hvps: int = 5,
-    adapt_max_curvature: bool = True,
-    recheck_anchor: bool = False,
-    seed: int = 0,
+  num_steps: int = 32,
+  *,
+  min_curvature: jax.typing.ArrayLike | None = None,
+  l2_regularization: jax.typing.ArrayLike | None = None,
+  max_condition_number: jax.typing.ArrayLike | None = None,
+  max_curvature: jax.typing.ArrayLike | None = None,
+  num_init_hvps: int = 5,
+  adapt_max_curvature: bool = True,
+  recheck_anchor: bool = False,
+  seed: int = 0,
 ) -> optax.GradientTransformationExtraArgs:
-  r"""Fractal Chebyshev gradient descent that measures and repairs its curvature.
+  r"""Fractal Chebyshev descent that measures and repairs its own curvature.
 
   The optimiser runs cycles of ``T`` gradient steps with the fractal
   Chebyshev step sizes on ``[m_eff, M]`` (:func:`fractal_chebyshev_step_sizes`,
@@ -199,11 +209,12 @@ def scale_by_adaptive_fractal(
   satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`
   (:math:`\epsilon` the dtype's machine epsilon; a rise that small is below
   the loss's resolution and carries no curvature information), and every
-  cycle end above that is discarded at the next update. (3) On a convex quadratic whose
-  Hessian lies in ``[m, M]``, a cycle built for ``[m_eff, M]`` contracts the
-  error by :func:`chebyshev_error_bound` and is always accepted. Nothing is
-  promised about the loss *inside* a cycle, nor at a proposed cycle end before
-  its test: the fractal schedule's large steps raise it there by design.
+  cycle end above that is discarded at the next update. (3) On a convex
+  quadratic whose Hessian lies in ``[m, M]``, a cycle built for
+  ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
+  always accepted. Nothing is promised about the loss *inside* a cycle, nor
+  at a proposed cycle end before its test: the fractal schedule's large steps
+  raise it there by design.
 
   **Mini-batches.** ``value_fn`` is called on the caller's current batch
   (pass it through ``extra_args``). The test compares the caller's ``value``
@@ -282,40 +293,56 @@ def scale_by_adaptive_fractal(
   """
   num_steps = _checks.check_num_steps(num_steps)
   if isinstance(num_init_hvps, (bool, np.bool_)) or not isinstance(
-      num_init_hvps, numbers.Integral):
+    num_init_hvps, numbers.Integral
+  ):
     raise TypeError(f"num_init_hvps must be an int, got {num_init_hvps=!r}.")
   num_init_hvps = int(num_init_hvps)
   if num_init_hvps == 1 or num_init_hvps < 0:
     raise ValueError(
-        f"num_init_hvps must be 0 or at least 2, got {num_init_hvps=}.")
-  for name, flag in (("adapt_max_curvature", adapt_max_curvature),
-                     ("recheck_anchor", recheck_anchor)):
+      f"num_init_hvps must be 0 or at least 2, got {num_init_hvps=}."
+    )
+  for name, flag in (
+    ("adapt_max_curvature", adapt_max_curvature),
+    ("recheck_anchor", recheck_anchor),
+  ):
     if not isinstance(flag, (bool, np.bool_)):
       raise TypeError(f"{name} must be a bool, got {name}={flag!r}.")
   if isinstance(seed, (bool, np.bool_)) or not isinstance(
-      seed, numbers.Integral):
+    seed, numbers.Integral
+  ):
     raise TypeError(f"seed must be an int, got {seed=!r}.")
-  given = {name: v for name, v in (
+  given = {
+    name: v
+    for name, v in (
       ("min_curvature", min_curvature),
       ("l2_regularization", l2_regularization),
-      ("max_condition_number", max_condition_number)) if v is not None}
+      ("max_condition_number", max_condition_number),
+    )
+    if v is not None
+  }
   if len(given) != 1:
     raise ValueError(
-        "pass exactly one of min_curvature, l2_regularization or "
-        f"max_condition_number, got {min_curvature=}, {l2_regularization=}, "
-        f"{max_condition_number=}.")
+      "pass exactly one of min_curvature, l2_regularization or "
+      f"max_condition_number, got {min_curvature=}, {l2_regularization=}, "
+      f"{max_condition_number=}."
+    )
   ((m_source, m_value),) = given.items()
   m_float = _checks.check_positive_scalar(m_value, m_source)
-  if m_source == "max_condition_number" and m_float is not None and not (
-      m_float > 1.0 and math.isfinite(m_float)):
+  if (
+    m_source == "max_condition_number"
+    and m_float is not None
+    and not (m_float > 1.0 and math.isfinite(m_float))
+  ):
     raise ValueError(
-        f"max_condition_number must be finite and > 1, got "
-        f"{max_condition_number=}.")
+      f"max_condition_number must be finite and > 1, got "
+      f"{max_condition_number=}."
+    )
   big_m_float = _check_optional_positive(max_curvature, "max_curvature")
   if num_init_hvps == 0 and max_curvature is None:
     raise ValueError(
-        "num_init_hvps=0 trusts max_curvature, which must then be given, got "
-        f"{num_init_hvps=}, {max_curvature=}.")
+      "num_init_hvps=0 trusts max_curvature, which must then be given, got "
+      f"{num_init_hvps=}, {max_curvature=}."
+    )
   del big_m_float  # A guess below m is allowed: it is measured and raised.
 
   def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
@@ -323,51 +350,57 @@ def scale_by_adaptive_fractal(
     leaves, treedef = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(seed), max(len(leaves), 1))
     direction = [
-        jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) if _is_float(x)
-        else jnp.zeros_like(x) for k, x in zip(keys, leaves)]
+      jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
+      if _is_float(x)
+      else jnp.zeros_like(x)
+      for k, x in zip(keys, leaves, strict=True)
+    ]
     direction = jax.tree_util.tree_unflatten(treedef, direction)
     norm = jnp.sqrt(_tree_vdot(direction, direction, dtype))
     direction = _tree_scale(direction, 1.0 / jnp.maximum(norm, 1e-30))
     zero_i = jnp.zeros((), jnp.int32)
     return ScaleByAdaptiveFractalState(
-        count=zero_i,
-        position=zero_i,
-        anchor=jax.tree_util.tree_map(jnp.asarray, params),
-        anchor_value=jnp.asarray(jnp.inf, dtype),
-        grad=direction,
-        value=jnp.asarray(jnp.inf, dtype),
-        max_curvature=jnp.zeros((), dtype),
-        min_curvature=jnp.zeros((), dtype),
-        restarting=jnp.asarray(False),
-        pending=jnp.asarray(False),
-        num_accepted=zero_i,
-        num_rejected=zero_i,
-        num_hvps=zero_i,
-        num_value_evals=zero_i,
+      count=zero_i,
+      position=zero_i,
+      anchor=jax.tree_util.tree_map(jnp.asarray, params),
+      anchor_value=jnp.asarray(jnp.inf, dtype),
+      grad=direction,
+      value=jnp.asarray(jnp.inf, dtype),
+      max_curvature=jnp.zeros((), dtype),
+      min_curvature=jnp.zeros((), dtype),
+      restarting=jnp.asarray(False),
+      pending=jnp.asarray(False),
+      num_accepted=zero_i,
+      num_rejected=zero_i,
+      num_hvps=zero_i,
+      num_value_evals=zero_i,
     )
 
   def update_fn(
-      updates: optax.Updates,
-      state: ScaleByAdaptiveFractalState,
-      params: optax.Params | None = None,
-      *,
-      value: jax.typing.ArrayLike | None = None,
-      grad: optax.Updates | None = None,
-      value_fn: Callable[..., jax.typing.ArrayLike] | None = None,
-      **extra_args: Any,
+    updates: optax.Updates,
+    state: ScaleByAdaptiveFractalState,
+    params: optax.Params | None = None,
+    *,
+    value: jax.typing.ArrayLike | None = None,
+    grad: optax.Updates | None = None,
+    value_fn: Callable[..., jax.typing.ArrayLike] | None = None,
+    **extra_args: Any,
   ) -> tuple[optax.Updates, ScaleByAdaptiveFractalState]:
     del grad  # ``updates`` is the gradient (as in optax's line searches).
     if params is None:
       raise ValueError(
-          "scale_by_adaptive_fractal needs params in update, got params=None.")
+        "scale_by_adaptive_fractal needs params in update, got params=None."
+      )
     if value is None:
       raise ValueError(
-          "scale_by_adaptive_fractal needs value=loss(params) in update, got "
-          "value=None.")
+        "scale_by_adaptive_fractal needs value=loss(params) in update, got "
+        "value=None."
+      )
     if not callable(value_fn):
       raise TypeError(
-          "scale_by_adaptive_fractal needs value_fn=loss in update (it "
-          f"evaluates the loss and its curvature), got {value_fn=!r}.")
+        "scale_by_adaptive_fractal needs value_fn=loss in update (it "
+        f"evaluates the loss and its curvature), got {value_fn=!r}."
+      )
     kwargs = _fn_kwargs(value_fn, extra_args)
     dtype = _float_dtype(params)
 
@@ -385,8 +418,12 @@ def scale_by_adaptive_fractal(
       residual = jnp.sqrt(_tree_vdot(res, res, dtype))
       ok = jnp.isfinite(hv_norm) & (hv_norm > 0)
       v_next = jax.tree_util.tree_map(
-          lambda a, b: jnp.where(ok, a / jnp.where(ok, hv_norm, 1.0), b
-                                 ).astype(b.dtype), hv, v)
+        lambda a, b: jnp.where(ok, a / jnp.where(ok, hv_norm, 1.0), b).astype(
+          b.dtype
+        ),
+        hv,
+        v,
+      )
       return theta, residual, hv_norm, v_next
 
     def m_floor(big_m):
@@ -411,25 +448,31 @@ def scale_by_adaptive_fractal(
       if num_init_hvps == 0:
         return jnp.asarray(max_curvature, dtype)
       theta, residuals, hnorm, _, _ = _lanczos_impl(
-          lambda p: loss(p), num_init_hvps, params, (), jax.random.key(seed))
+        lambda p: loss(p), num_init_hvps, params, (), jax.random.key(seed)
+      )
       top = theta[-1].astype(dtype)
       num = theta.shape[0]
-      delta = (10.0 * math.sqrt(num) * float(np.finfo(dtype).eps)
-               * hnorm.astype(dtype))
+      delta = (
+        10.0 * math.sqrt(num) * float(np.finfo(dtype).eps) * hnorm.astype(dtype)
+      )
       bound = (top + residuals[-1].astype(dtype) + delta) * (1 + _MARGIN)
       if max_curvature is not None:
         guess = jnp.asarray(max_curvature, dtype)
         bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
       # A non-finite or non-positive measurement: fall back to the guess.
-      fallback = (jnp.asarray(max_curvature, dtype) if max_curvature is not None
-                  else jnp.asarray(1.0, dtype))
+      fallback = (
+        jnp.asarray(max_curvature, dtype)
+        if max_curvature is not None
+        else jnp.asarray(1.0, dtype)
+      )
       return jnp.where(jnp.isfinite(bound) & (bound > 0), bound, fallback)
 
     big_m = jax.lax.cond(first, measure, lambda _: big_m, None)
     num_hvps = num_hvps + jnp.where(first, num_init_hvps, 0).astype(jnp.int32)
     m_eff = jnp.where(first, m_floor(big_m), m_eff)
     anchor = jax.tree_util.tree_map(
-        lambda p, a: jnp.where(first, p, a), params, anchor)
+      lambda p, a: jnp.where(first, p, a), params, anchor
+    )
     anchor_value = jnp.where(first, value, anchor_value)
 
     # The previous update proposed a cycle end: ``params`` is that end and the
@@ -437,7 +480,8 @@ def scale_by_adaptive_fractal(
     pending = state.pending
     if recheck_anchor:
       anchor_value = jax.lax.cond(
-          pending, lambda _: loss(anchor), lambda _: anchor_value, None)
+        pending, lambda _: loss(anchor), lambda _: anchor_value, None
+      )
       num_value_evals = num_value_evals + pending.astype(jnp.int32)
     usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
     # A rise within the rounding of the loss carries no curvature signal (near
@@ -450,7 +494,8 @@ def scale_by_adaptive_fractal(
     # Accepted: the cycle end is the new anchor and this update is the first
     # step of the next cycle. A power-iteration step there can move M.
     anchor = jax.tree_util.tree_map(
-        lambda p, a: jnp.where(accept, p, a), params, anchor)
+      lambda p, a: jnp.where(accept, p, a), params, anchor
+    )
     anchor_value = jnp.where(accept, value, anchor_value)
     m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
     position = jnp.where(pending, 0, position)
@@ -470,15 +515,18 @@ def scale_by_adaptive_fractal(
       return raised, v_next
 
     big_m, direction = jax.lax.cond(
-        power, power_step, lambda args: args, (big_m, direction))
+      power, power_step, lambda args: args, (big_m, direction)
+    )
     num_hvps = num_hvps + power.astype(jnp.int32)
     m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
 
     # The fractal step from ``params``; its result must be finite.
     eta = fractal_chebyshev_step_sizes(num_steps, m_eff, big_m)[position]
     proposal = jax.tree_util.tree_map(
-        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
-        params, updates)
+      lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
+      params,
+      updates,
+    )
     proposal_ok = _all_finite(proposal) & usable
     reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
 
@@ -488,16 +536,28 @@ def scale_by_adaptive_fractal(
     # and, from the same pass, the anchor's gradient, so this update already
     # takes the first step of the repaired cycle from the anchor.
     failed = jax.tree_util.tree_map(
-        lambda x, p: jnp.where(reject_end | ~jnp.isfinite(x), p, x)
-        if _is_float(p) else p, proposal, params)
+      lambda x, p: (
+        jnp.where(reject_end | ~jnp.isfinite(x), p, x) if _is_float(p) else p
+      ),
+      proposal,
+      params,
+    )
     displacement = jax.tree_util.tree_map(
-        lambda x, a: (x - a).astype(x.dtype) if _is_float(x)
-        else jnp.zeros_like(x), failed, anchor)
+      lambda x, a: (
+        (x - a).astype(x.dtype) if _is_float(x) else jnp.zeros_like(x)
+      ),
+      failed,
+      anchor,
+    )
     d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
     use_d = jnp.isfinite(d_norm) & (d_norm > 0)
     probe = jax.tree_util.tree_map(
-        lambda d, v: jnp.where(use_d, d / jnp.where(use_d, d_norm, 1.0), v
-                               ).astype(v.dtype), displacement, direction)
+      lambda d, v: jnp.where(
+        use_d, d / jnp.where(use_d, d_norm, 1.0), v
+      ).astype(v.dtype),
+      displacement,
+      direction,
+    )
 
     def diagnose(args):
       big_m, m_eff, _ = args
@@ -505,18 +565,23 @@ def scale_by_adaptive_fractal(
       theta, residual, _, v_next = power_stats(probe, hv)
       too_low = theta * (1 + _MARGIN) > big_m
       new_big_m = jnp.where(
-          too_low, jnp.maximum(theta * (1 + 2 * _MARGIN) + residual,
-                               1.25 * big_m), big_m)
+        too_low,
+        jnp.maximum(theta * (1 + 2 * _MARGIN) + residual, 1.25 * big_m),
+        big_m,
+      )
       new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
       new_m_eff = jnp.where(too_low, m_eff, m_eff * _RAISE)
       new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
       eta0 = fractal_chebyshev_step_sizes(num_steps, new_m_eff, new_big_m)[0]
       restep = jax.tree_util.tree_map(
-          lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
-          anchor, g_a)
+        lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
+        anchor,
+        g_a,
+      )
       ok = jnp.isfinite(f_a) & _all_finite(restep)
       restep = jax.tree_util.tree_map(
-          lambda r, a: jnp.where(ok, r, a), restep, anchor)
+        lambda r, a: jnp.where(ok, r, a), restep, anchor
+      )
       return new_big_m, new_m_eff, v_next, restep, ok
 
     def no_diagnose(args):
@@ -524,52 +589,64 @@ def scale_by_adaptive_fractal(
       return big_m, m_eff, direction, anchor, jnp.asarray(False)
 
     big_m, m_eff, direction, restep, restepped = jax.lax.cond(
-        reject, diagnose, no_diagnose, (big_m, m_eff, direction))
+      reject, diagnose, no_diagnose, (big_m, m_eff, direction)
+    )
     num_hvps = num_hvps + reject.astype(jnp.int32)
 
     # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
     # (or the anchor itself, if that step is not finite either).
     new_params = jax.tree_util.tree_map(
-        lambda x, r: jnp.where(reject, r, x), proposal, restep)
+      lambda x, r: jnp.where(reject, r, x), proposal, restep
+    )
     new_updates = jax.tree_util.tree_map(
-        lambda n, p, g: (n - p).astype(p.dtype) if _is_float(p)
-        else jnp.zeros_like(g), new_params, params, updates)
+      lambda n, p, g: (
+        (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
+      ),
+      new_params,
+      params,
+      updates,
+    )
     steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
     next_pending = steps_done == num_steps
     next_position = jnp.where(next_pending, 0, steps_done)
 
     new_state = ScaleByAdaptiveFractalState(
-        count=optax.safe_increment(state.count),
-        position=next_position.astype(jnp.int32),
-        anchor=anchor,
-        anchor_value=anchor_value.astype(dtype),
-        grad=direction,
-        value=state.value,
-        max_curvature=big_m.astype(dtype),
-        min_curvature=m_eff.astype(dtype),
-        restarting=reject,
-        pending=next_pending,
-        num_accepted=state.num_accepted + accept.astype(jnp.int32),
-        num_rejected=state.num_rejected + reject.astype(jnp.int32),
-        num_hvps=num_hvps,
-        num_value_evals=num_value_evals,
+      count=jnp.asarray(optax.safe_increment(state.count)),
+      position=next_position.astype(jnp.int32),
+      anchor=anchor,
+      anchor_value=anchor_value.astype(dtype),
+      grad=direction,
+      value=state.value,
+      max_curvature=big_m.astype(dtype),
+      min_curvature=m_eff.astype(dtype),
+      restarting=reject,
+      pending=next_pending,
+      num_accepted=state.num_accepted + accept.astype(jnp.int32),
+      num_rejected=state.num_rejected + reject.astype(jnp.int32),
+      num_hvps=num_hvps,
+      num_value_evals=num_value_evals,
     )
     return new_updates, new_state
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  # optax types an update's `state` as the whole OptState union; like every
+  # optax transformation, this one narrows it to its own state NamedTuple.
+  return optax.GradientTransformationExtraArgs(
+    init_fn,
+    update_fn,  # pyright: ignore[reportArgumentType]
+  )
 
 
 def adaptive_fractal_sgd(
-    num_steps: int = 32,
-    *,
-    min_curvature: jax.typing.ArrayLike | None = None,
-    l2_regularization: jax.typing.ArrayLike | None = None,
-    max_condition_number: jax.typing.ArrayLike | None = None,
-    max_curvature: jax.typing.ArrayLike | None = None,
-    num_init_hvps: int = 5,
-    adapt_max_curvature: bool = True,
-    recheck_anchor: bool = False,
-    seed: int = 0,
+  num_steps: int = 32,
+  *,
+  min_curvature: jax.typing.ArrayLike | None = None,
+  l2_regularization: jax.typing.ArrayLike | None = None,
+  max_condition_number: jax.typing.ArrayLike | None = None,
+  max_curvature: jax.typing.ArrayLike | None = None,
+  num_init_hvps: int = 5,
+  adapt_max_curvature: bool = True,
+  recheck_anchor: bool = False,
+  seed: int = 0,
 ) -> optax.GradientTransformationExtraArgs:
   """The optimiser :func:`scale_by_adaptive_fractal` (its updates are final).
 
@@ -583,8 +660,13 @@ def adaptive_fractal_sgd(
     >>> opt = fractal_optax.adaptive_fractal_sgd(16, l2_regularization=1e-2)
   """
   return scale_by_adaptive_fractal(
-      num_steps, min_curvature=min_curvature,
-      l2_regularization=l2_regularization,
-      max_condition_number=max_condition_number, max_curvature=max_curvature,
-      num_init_hvps=num_init_hvps, adapt_max_curvature=adapt_max_curvature,
-      recheck_anchor=recheck_anchor, seed=seed)
+    num_steps,
+    min_curvature=min_curvature,
+    l2_regularization=l2_regularization,
+    max_condition_number=max_condition_number,
+    max_curvature=max_curvature,
+    num_init_hvps=num_init_hvps,
+    adapt_max_curvature=adapt_max_curvature,
+    recheck_anchor=recheck_anchor,
+    seed=seed,
+  )

@@ -13,14 +13,14 @@ from fractal_optax._schedule import fractal_chebyshev_schedule
 
 
 def fractal_sgd(
-    num_steps: int,
-    min_curvature: jax.typing.ArrayLike,
-    max_curvature: jax.typing.ArrayLike,
-    *,
-    scale: optax.ScalarOrSchedule = 1.0,
-    cycle: bool = True,
-    momentum: float | None = None,
-    nesterov: bool = False,
+  num_steps: int,
+  min_curvature: jax.typing.ArrayLike,
+  max_curvature: jax.typing.ArrayLike,
+  *,
+  scale: optax.ScalarOrSchedule = 1.0,
+  cycle: bool = True,
+  momentum: float | None = None,
+  nesterov: bool = False,
 ) -> optax.GradientTransformation:
   r"""``optax.sgd`` whose learning rate is the fractal Chebyshev schedule.
 
@@ -77,12 +77,15 @@ def fractal_sgd(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   if momentum is not None:
-    if (isinstance(momentum, (bool, np.bool_)) or _checks.is_traced(momentum)
-        or not isinstance(momentum, (numbers.Real, np.ndarray, jax.Array))
-        or np.ndim(momentum) != 0
-        or not _checks.is_real_dtype(np.asarray(momentum).dtype)):
+    if (
+      isinstance(momentum, (bool, np.bool_))
+      or _checks.is_traced(momentum)
+      or not isinstance(momentum, (numbers.Real, np.ndarray, jax.Array))
+      or np.ndim(momentum) != 0
+      or not _checks.is_real_dtype(np.asarray(momentum).dtype)
+    ):
       raise TypeError(
-          f"momentum must be None or a concrete real number, got {momentum=!r}."
+        f"momentum must be None or a concrete real number, got {momentum=!r}."
       )
     if not 0.0 <= float(momentum) < 1.0:
       raise ValueError(f"momentum must lie in [0, 1), got {momentum=!r}.")
@@ -92,9 +95,9 @@ def fractal_sgd(
   nesterov = bool(nesterov)
   if nesterov and momentum is None:
     raise ValueError(
-        f"nesterov=True needs a momentum, got {momentum=!r}, {nesterov=!r}."
+      f"nesterov=True needs a momentum, got {momentum=!r}, {nesterov=!r}."
     )
   schedule = fractal_chebyshev_schedule(
-      num_steps, min_curvature, max_curvature, scale=scale, cycle=cycle
+    num_steps, min_curvature, max_curvature, scale=scale, cycle=cycle
   )
   return optax.sgd(schedule, momentum=momentum, nesterov=nesterov)

@@ -32,9 +32,9 @@ def chebyshev_node_fractions(num_steps: int) -> np.ndarray:
 
 
 def chebyshev_step_sizes(
-    num_steps: int,
-    min_curvature: jax.typing.ArrayLike,
-    max_curvature: jax.typing.ArrayLike,
+  num_steps: int,
+  min_curvature: jax.typing.ArrayLike,
+  max_curvature: jax.typing.ArrayLike,
 ) -> jax.Array:
   r"""The ``T`` reciprocal Chebyshev nodes on ``[m, M]``, largest step first.
 
@@ -98,16 +98,18 @@ def chebyshev_step_sizes(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
-  _checks.check_curvatures(min_curvature, max_curvature)
+  low, high = _checks.check_curvatures(min_curvature, max_curvature)
   dtype = _checks.float_dtype(min_curvature, max_curvature)
-  if _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature):
+  if low is None or high is None:  # A traced curvature.
     return traced_step_sizes(
-        chebyshev_node_fractions(num_steps), min_curvature, max_curvature,
-        dtype)
-  steps = host_step_sizes(chebyshev_node_fractions(num_steps),
-                          float(min_curvature), float(max_curvature))
-  return jnp.asarray(_checks.check_representable(
-      steps, dtype, curvature_names(min_curvature, max_curvature)))
+      chebyshev_node_fractions(num_steps), min_curvature, max_curvature, dtype
+    )
+  steps = host_step_sizes(chebyshev_node_fractions(num_steps), low, high)
+  return jnp.asarray(
+    _checks.check_representable(
+      steps, dtype, curvature_names(min_curvature, max_curvature)
+    )
+  )
 
 
 def curvature_names(min_curvature, max_curvature) -> str:
@@ -116,7 +118,7 @@ def curvature_names(min_curvature, max_curvature) -> str:
 
 
 def host_step_sizes(
-    fractions: np.ndarray, min_curvature: float, max_curvature: float
+  fractions: np.ndarray, min_curvature: float, max_curvature: float
 ) -> np.ndarray:
   """``1/(m + (M − m)·fractions)`` in float64, in the form scaled by ``M``.
 
@@ -132,7 +134,10 @@ def host_step_sizes(
 
 
 def traced_step_sizes(
-    fractions: np.ndarray, min_curvature, max_curvature, dtype,
+  fractions: np.ndarray,
+  min_curvature,
+  max_curvature,
+  dtype,
 ) -> jax.Array:
   """The scaled form of :func:`host_step_sizes` in jnp, for traced curvatures.
 
@@ -147,13 +152,12 @@ def traced_step_sizes(
   m = jnp.asarray(min_curvature, work)
   big_m = jnp.asarray(max_curvature, work)
   ratio = m / big_m
-  steps = (1.0 / (ratio + (1.0 - ratio) * jnp.asarray(fractions, work))
-           ) / big_m
+  steps = (1.0 / (ratio + (1.0 - ratio) * jnp.asarray(fractions, work))) / big_m
   return steps.astype(dtype)
 
 
 def chebyshev_error_bound(
-    num_steps: int, min_curvature: float, max_curvature: float
+  num_steps: int, min_curvature: float, max_curvature: float
 ) -> float:
   r"""Worst-case error ratio after one cycle of ``T`` Chebyshev steps.
 
@@ -199,10 +203,12 @@ def chebyshev_error_bound(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
-  _checks.check_concrete(min_curvature, "min_curvature",
-                         "chebyshev_error_bound")
-  _checks.check_concrete(max_curvature, "max_curvature",
-                         "chebyshev_error_bound")
+  _checks.check_concrete(
+    min_curvature, "min_curvature", "chebyshev_error_bound"
+  )
+  _checks.check_concrete(
+    max_curvature, "max_curvature", "chebyshev_error_bound"
+  )
   _checks.check_curvatures(min_curvature, max_curvature)
   m, big_m = float(min_curvature), float(max_curvature)
   if m >= big_m:
@@ -228,7 +234,7 @@ def _error_bound(num_steps: int, rate: float) -> float:
 
 
 def chebyshev_num_steps(
-    min_curvature: float, max_curvature: float, tolerance: float
+  min_curvature: float, max_curvature: float, tolerance: float
 ) -> int:
   r"""The smallest cycle length whose error bound reaches ``tolerance``.
 
@@ -268,9 +274,11 @@ def chebyshev_num_steps(
     Agarwal, Goel & Zhang, `Acceleration via Fractal Learning Rate Schedules
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
-  for name, value in (("min_curvature", min_curvature),
-                      ("max_curvature", max_curvature),
-                      ("tolerance", tolerance)):
+  for name, value in (
+    ("min_curvature", min_curvature),
+    ("max_curvature", max_curvature),
+    ("tolerance", tolerance),
+  ):
     _checks.check_concrete(value, name, "chebyshev_num_steps")
   _checks.check_curvatures(min_curvature, max_curvature)
   try:
@@ -279,7 +287,8 @@ def chebyshev_num_steps(
     eps = None
   if eps is None or eps >= 1.0:
     raise ValueError(
-        f"tolerance must be a number in (0, 1), got {tolerance=!r}.")
+      f"tolerance must be a number in (0, 1), got {tolerance=!r}."
+    )
   m, big_m = float(min_curvature), float(max_curvature)
   if m >= big_m:
     return 1
@@ -291,14 +300,15 @@ def chebyshev_num_steps(
   limit = _checks.MAX_NUM_STEPS
   if not sufficient(limit):
     # arccosh(1/ε) ≈ log(2/ε) for small ε, without overflowing 1/ε.
-    target = (math.acosh(1.0 / eps) if eps > 1e-8
-              else math.log(2.0) - math.log(eps))
+    target = (
+      math.acosh(1.0 / eps) if eps > 1e-8 else math.log(2.0) - math.log(eps)
+    )
     raise ValueError(
-        f"reaching {tolerance=!r} at κ = {big_m / m:.4g} ({min_curvature=!r},"
-        f" {max_curvature=!r}) needs about {target / rate:.4g} steps, more"
-        f" than the largest supported cycle length {limit} (2**24); repeat a"
-        " shorter cycle (each cycle multiplies the bound) or loosen the"
-        " tolerance."
+      f"reaching {tolerance=!r} at κ = {big_m / m:.4g} ({min_curvature=!r},"
+      f" {max_curvature=!r}) needs about {target / rate:.4g} steps, more"
+      f" than the largest supported cycle length {limit} (2**24); repeat a"
+      " shorter cycle (each cycle multiplies the bound) or loosen the"
+      " tolerance."
     )
   # Bisection on the computed bound: at most 25 evaluations, and it returns
   # a T with sufficient(T) and not sufficient(T - 1) exactly as computed.

@@ -13,6 +13,7 @@ import operator
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,8 +29,9 @@ def is_traced(value: Any) -> bool:
 
 
 def check_num_steps(
-    num_steps: Any, name: str = "num_steps",
-    maximum: int | None = MAX_NUM_STEPS,
+  num_steps: Any,
+  name: str = "num_steps",
+  maximum: int | None = MAX_NUM_STEPS,
 ) -> int:
   """Returns ``num_steps`` as a Python int after checking ``1 <= it <= max``.
 
@@ -38,30 +40,36 @@ def check_num_steps(
   """
   if is_traced(num_steps):
     raise TypeError(
-        f"{name} must be a concrete Python int (it fixes array shapes and must"
-        f" be static under jit), got a traced {name}."
+      f"{name} must be a concrete Python int (it fixes array shapes and must"
+      f" be static under jit), got a traced {name}."
     )
-  bad_type = isinstance(num_steps, (bool, np.bool_)) or (
-      getattr(num_steps, "dtype", None) == np.bool_)
-  if not bad_type:
+  value = None
+  if not _is_bool(num_steps):
     try:
       value = operator.index(num_steps)
     except TypeError:
-      bad_type = True
-  if bad_type:
+      pass
+  if value is None:
     raise TypeError(
-        f"{name} must be a positive Python int (it fixes array shapes and must"
-        f" be static under jit), got {name}={num_steps!r} of type"
-        f" {type(num_steps).__name__}."
+      f"{name} must be a positive Python int (it fixes array shapes and must"
+      f" be static under jit), got {name}={num_steps!r} of type"
+      f" {type(num_steps).__name__}."
     )
   if value < 1:
     raise ValueError(f"{name} must be at least 1, got {name}={_short(value)}.")
   if maximum is not None and value > maximum:
     raise ValueError(
-        f"{name} must be at most {maximum} (2**{maximum.bit_length() - 1}),"
-        f" got {name}={_short(value)}."
+      f"{name} must be at most {maximum} (2**{maximum.bit_length() - 1}),"
+      f" got {name}={_short(value)}."
     )
   return value
+
+
+def _is_bool(value: Any) -> bool:
+  """True for Python, numpy and JAX bools (which ``operator.index`` takes)."""
+  return isinstance(value, (bool, np.bool_)) or (
+    getattr(value, "dtype", None) == np.bool_
+  )
 
 
 def _short(value: int) -> str:
@@ -74,8 +82,9 @@ def is_real_dtype(dtype: Any) -> bool:
   """True for the integer and floating dtypes JAX knows (bfloat16 included)."""
   if dtype == np.bool_:
     return False
-  return bool(jnp.issubdtype(dtype, jnp.integer)
-              or jnp.issubdtype(dtype, jnp.floating))
+  return bool(
+    jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+  )
 
 
 def check_positive_scalar(value: Any, name: str) -> float | None:
@@ -85,22 +94,24 @@ def check_positive_scalar(value: Any, name: str) -> float | None:
   dtype JAX supports (bfloat16 and float16 included). Returns None (and
   checks only the dtype) when ``value`` is traced.
   """
-  if isinstance(value, (bool, np.bool_)) or value is None or isinstance(
-      value, (str, bytes)
+  if (
+    isinstance(value, (bool, np.bool_))
+    or value is None
+    or isinstance(value, (str, bytes))
   ):
     raise TypeError(
-        f"{name} must be a positive real number, got {name}={value!r}."
+      f"{name} must be a positive real number, got {name}={value!r}."
     )
   if is_traced(value):
     if value.ndim != 0:
       raise ValueError(
-          f"{name} must be a scalar, got a traced {name} with shape"
-          f" {value.shape}."
+        f"{name} must be a scalar, got a traced {name} with shape"
+        f" {value.shape}."
       )
     if not is_real_dtype(value.dtype):
       raise TypeError(
-          f"{name} must be a real number, got a traced {name} of dtype"
-          f" {value.dtype}."
+        f"{name} must be a real number, got a traced {name} of dtype"
+        f" {value.dtype}."
       )
     return None
   if isinstance(value, numbers.Integral) and not isinstance(value, np.generic):
@@ -109,35 +120,33 @@ def check_positive_scalar(value: Any, name: str) -> float | None:
       as_float = float(value)
     except OverflowError:
       raise ValueError(
-          f"{name} must be finite and > 0 (within float64's range), got a"
-          f" {len(str(value))}-digit {name}."
+        f"{name} must be finite and > 0 (within float64's range), got a"
+        f" {len(str(value))}-digit {name}."
       ) from None
   else:
     try:
       array = np.asarray(value)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise TypeError(
-          f"{name} must be a positive real number, got {name}={value!r}."
+        f"{name} must be a positive real number, got {name}={value!r}."
       ) from e
     if array.ndim != 0:
       raise ValueError(
-          f"{name} must be a scalar, got {name} with shape {array.shape}."
+        f"{name} must be a scalar, got {name} with shape {array.shape}."
       )
     if not is_real_dtype(array.dtype):
       raise TypeError(
-          f"{name} must be a positive real number, got {name}={value!r}"
-          f" of dtype {array.dtype}."
+        f"{name} must be a positive real number, got {name}={value!r}"
+        f" of dtype {array.dtype}."
       )
     if array.dtype.itemsize > 8:  # float128 / longdouble.
       raise TypeError(
-          f"{name} has dtype {array.dtype}, which JAX does not support; pass"
-          f" a float64 or Python float, got {name}={value!r}."
+        f"{name} has dtype {array.dtype}, which JAX does not support; pass"
+        f" a float64 or Python float, got {name}={value!r}."
       )
     as_float = float(array)
   if not math.isfinite(as_float) or as_float <= 0.0:
-    raise ValueError(
-        f"{name} must be finite and > 0, got {name}={value!r}."
-    )
+    raise ValueError(f"{name} must be finite and > 0, got {name}={value!r}.")
   return as_float
 
 
@@ -145,20 +154,26 @@ def check_concrete(value: Any, name: str, function: str) -> None:
   """Raises TypeError if ``value`` is traced: ``function`` needs its value."""
   if is_traced(value):
     raise TypeError(
-        f"{function} needs a concrete {name} (a number, not a traced value);"
-        " call it outside jit."
+      f"{function} needs a concrete {name} (a number, not a traced value);"
+      " call it outside jit."
     )
 
 
-def check_curvatures(min_curvature: Any, max_curvature: Any) -> None:
-  """Checks ``0 < min_curvature <= max_curvature`` where the values are known."""
+def check_curvatures(
+  min_curvature: Any, max_curvature: Any
+) -> tuple[float | None, float | None]:
+  """Checks ``0 < min_curvature <= max_curvature`` for values that are known.
+
+  Returns both as Python floats, ``None`` for a traced one.
+  """
   low = check_positive_scalar(min_curvature, "min_curvature")
   high = check_positive_scalar(max_curvature, "max_curvature")
   if low is not None and high is not None and low > high:
     raise ValueError(
-        "min_curvature must not exceed max_curvature, got"
-        f" min_curvature={min_curvature!r} > max_curvature={max_curvature!r}."
+      "min_curvature must not exceed max_curvature, got"
+      f" min_curvature={min_curvature!r} > max_curvature={max_curvature!r}."
     )
+  return low, high
 
 
 def float_dtype(*values: Any) -> np.dtype:
@@ -167,7 +182,9 @@ def float_dtype(*values: Any) -> np.dtype:
 
 
 def check_representable(
-    values: np.ndarray, dtype: Any, names: str,
+  values: np.ndarray,
+  dtype: Any,
+  names: str,
 ) -> np.ndarray:
   """Casts float64 ``values`` (all > 0) to ``dtype``, or raises ValueError.
 
@@ -185,14 +202,14 @@ def check_representable(
   if not (math.isfinite(largest) and math.isfinite(cast_largest)):
     shown = f"{largest:.4g}" if math.isfinite(largest) else "beyond 1.8e308"
     raise ValueError(
-        f"{names}: the largest step size, {shown}, overflows"
-        f" {np.dtype(dtype).name} (largest finite {float(info.max):.4g}); use"
-        " float64 curvatures with jax_enable_x64, or rescale the problem."
+      f"{names}: the largest step size, {shown}, overflows"
+      f" {np.dtype(dtype).name} (largest finite {float(info.max):.4g}); use"
+      " float64 curvatures with jax_enable_x64, or rescale the problem."
     )
   if smallest < float(info.tiny) or not cast_smallest >= float(info.tiny):
     raise ValueError(
-        f"{names}: the smallest step size, {smallest:.4g}, underflows"
-        f" {np.dtype(dtype).name} (smallest normal {float(info.tiny):.4g});"
-        " use float64 curvatures with jax_enable_x64, or rescale the problem."
+      f"{names}: the smallest step size, {smallest:.4g}, underflows"
+      f" {np.dtype(dtype).name} (smallest normal {float(info.tiny):.4g});"
+      " use float64 curvatures with jax_enable_x64, or rescale the problem."
     )
   return cast

@@ -18,24 +18,25 @@ updated in place), which also lets it stop early on negative curvature.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 import dataclasses
 import functools
 import math
 import numbers
-import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
+import warnings
 
 import jax
+import jax.core
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 __all__ = [
-    "CurvatureEstimate",
-    "MaxCurvatureEstimate",
-    "estimate_curvature",
-    "estimate_max_curvature",
+  "CurvatureEstimate",
+  "MaxCurvatureEstimate",
+  "estimate_curvature",
+  "estimate_max_curvature",
 ]
 
 # Default start-vector key: fixed so that results are reproducible run to run.
@@ -148,52 +149,63 @@ class MaxCurvatureEstimate:
 
 
 def _check_num_iterations(num_iterations: Any) -> int:
-  if (isinstance(num_iterations, bool)
-      or not isinstance(num_iterations, numbers.Integral)):
-    raise TypeError(
-        f"num_iterations must be an int, got {num_iterations=}")
-  if not 2 <= num_iterations <= _MAX_ITERATIONS:
+  if isinstance(num_iterations, bool) or not isinstance(
+    num_iterations, numbers.Integral
+  ):
+    raise TypeError(f"num_iterations must be an int, got {num_iterations=}")
+  value = int(num_iterations)
+  if not 2 <= value <= _MAX_ITERATIONS:
     raise ValueError(
-        f"num_iterations must be at least 2 and at most {_MAX_ITERATIONS}, "
-        f"got {num_iterations=}")
-  return int(num_iterations)
+      f"num_iterations must be at least 2 and at most {_MAX_ITERATIONS}, "
+      f"got {num_iterations=}"
+    )
+  return value
 
 
 def _check_nonnegative(name: str, value: Any) -> float:
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise TypeError(f"{name} must be a real number, got {name}={value!r}")
-  if not (math.isfinite(value) and value >= 0):
+  as_float = float(value)
+  if not (math.isfinite(as_float) and as_float >= 0):
     raise ValueError(
-        f"{name} must be finite and non-negative, got {name}={value!r}")
-  return float(value)
+      f"{name} must be finite and non-negative, got {name}={value!r}"
+    )
+  return as_float
 
 
 def _check_params(params: Any) -> int:
   """Number of floating scalars; rejects empty, complex and non-finite."""
   leaves = jax.tree_util.tree_leaves(params)
-  complex_leaves = [l for l in leaves
-                    if jnp.issubdtype(jnp.result_type(l), jnp.complexfloating)]
+  complex_leaves = [
+    l for l in leaves if jnp.issubdtype(jnp.result_type(l), jnp.complexfloating)
+  ]
   if complex_leaves:
     raise TypeError(
-        "params must have real leaves (the Hessian of a real loss in real "
-        "variables); split complex parameters into real and imaginary parts, "
-        f"got leaf dtypes {[str(jnp.result_type(l)) for l in leaves]}")
-  _float_dtype(params)   # at least one floating leaf
-  float_leaves = [l for l in leaves
-                  if jnp.issubdtype(jnp.result_type(l), jnp.floating)]
+      "params must have real leaves (the Hessian of a real loss in real "
+      "variables); split complex parameters into real and imaginary parts, "
+      f"got leaf dtypes {[str(jnp.result_type(l)) for l in leaves]}"
+    )
+  _float_dtype(params)  # at least one floating leaf
+  float_leaves = [
+    l for l in leaves if jnp.issubdtype(jnp.result_type(l), jnp.floating)
+  ]
   num_params = int(sum(np.size(l) for l in float_leaves))
   if num_params == 0:
     raise ValueError(
-        "params must contain at least one floating-point scalar, got "
-        f"floating leaves of shapes {[np.shape(l) for l in float_leaves]}")
+      "params must contain at least one floating-point scalar, got "
+      f"floating leaves of shapes {[np.shape(l) for l in float_leaves]}"
+    )
   for l in float_leaves:
     if isinstance(l, jax.core.Tracer):
-      raise TypeError("estimate_curvature must be called outside jax.jit "
-                      "and jax.vmap; params holds a traced value")
+      raise TypeError(
+        "estimate_curvature must be called outside jax.jit "
+        "and jax.vmap; params holds a traced value"
+      )
     if not bool(jnp.all(jnp.isfinite(l))):
       raise ValueError(
-          f"params must be finite, got a leaf of shape {np.shape(l)} holding "
-          "NaN or inf")
+        f"params must be finite, got a leaf of shape {np.shape(l)} holding "
+        "NaN or inf"
+      )
   return num_params
 
 
@@ -201,15 +213,20 @@ def _check_key(key: Any) -> jax.Array:
   """The default key, or ``key`` if it is a single PRNG key."""
   if key is None:
     return jax.random.key(_DEFAULT_SEED)
-  if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype,
-                                                   jax.dtypes.prng_key):
+  if isinstance(key, jax.Array) and jnp.issubdtype(
+    key.dtype, jax.dtypes.prng_key
+  ):
     if key.shape == ():
       return key
-  elif (isinstance(key, (jax.Array, np.ndarray)) and key.shape == (2,)
-        and key.dtype == np.uint32):
-    return key   # a raw jax.random.PRNGKey
+  elif (
+    isinstance(key, (jax.Array, np.ndarray))
+    and key.shape == (2,)
+    and key.dtype == np.uint32
+  ):
+    return jnp.asarray(key)  # a raw jax.random.PRNGKey
   raise TypeError(
-      f"key must be a single jax.random.key (or PRNGKey) or None, got {key=}")
+    f"key must be a single jax.random.key (or PRNGKey) or None, got {key=}"
+  )
 
 
 def _default_key(key: Any) -> jax.Array:
@@ -223,35 +240,40 @@ def _float_dtype(params: Any) -> np.dtype:
   float_dtypes = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
   if not float_dtypes:
     raise ValueError(
-        "params must contain at least one floating-point leaf to "
-        f"differentiate, got leaf dtypes {[str(d) for d in dtypes]}")
-  return np.dtype(jnp.promote_types(jnp.result_type(*float_dtypes),
-                                    jnp.float32))
+      "params must contain at least one floating-point leaf to "
+      f"differentiate, got leaf dtypes {[str(d) for d in dtypes]}"
+    )
+  return np.dtype(
+    jnp.promote_types(jnp.result_type(*float_dtypes), jnp.float32)
+  )
 
 
-def _check_scalar_loss(loss_fn: Callable[..., Any], params: Any,
-                       args: tuple[Any, ...]) -> None:
+def _check_scalar_loss(
+  loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
+) -> None:
   if not callable(loss_fn):
     raise TypeError(f"loss_fn must be callable, got {loss_fn=}")
   out = jax.eval_shape(loss_fn, params, *args)
   shape = getattr(out, "shape", None)
   dtype = getattr(out, "dtype", None)
-  if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+  if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
     if shape is None:
       desc = f"a {type(out).__name__}"
     else:
       desc = f"shape {shape} and dtype {dtype}"
     raise ValueError(
-        "loss_fn must return a real floating-point scalar (shape ()), got "
-        f"{desc}; reduce the loss (e.g. jnp.mean) and drop auxiliary outputs")
+      "loss_fn must return a real floating-point scalar (shape ()), got "
+      f"{desc}; reduce the loss (e.g. jnp.mean) and drop auxiliary outputs"
+    )
 
 
 # ----------------------------------------------------------------------------
 # The compiled core.
 
 
-def _flat_hvp(loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
-              ) -> tuple[jax.Array, Callable[[jax.Array], jax.Array]]:
+def _flat_hvp(
+  loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
+) -> tuple[jax.Array, Callable[[jax.Array], jax.Array]]:
   """Flat float parameters ``x0`` and ``v -> H(x0) v`` (forward-over-reverse).
 
   Only floating leaves are differentiated (cast to their promoted dtype, at
@@ -264,15 +286,20 @@ def _flat_hvp(loss_fn: Callable[..., Any], params: Any, args: tuple[Any, ...]
 def _flat_loss_and_hvp(loss_fn, params, args):
   """Like :func:`_flat_hvp`, also returning the flat loss ``x -> f(x)``."""
   leaves, treedef = jax.tree_util.tree_flatten(params)
-  is_float = [jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
-              for leaf in leaves]
+  is_float = [
+    jnp.issubdtype(jnp.result_type(leaf), jnp.floating) for leaf in leaves
+  ]
   dtype = _float_dtype(params)
-  float_leaves = [jnp.asarray(l, dtype) for l, f in zip(leaves, is_float) if f]
+  float_leaves = [
+    jnp.asarray(l, dtype) for l, f in zip(leaves, is_float, strict=True) if f
+  ]
   x0, unravel = ravel_pytree(float_leaves)
 
   def flat_loss(x):
     it = iter(unravel(x))
-    rebuilt = [next(it) if f else l for l, f in zip(leaves, is_float)]
+    rebuilt = [
+      next(it) if f else l for l, f in zip(leaves, is_float, strict=True)
+    ]
     return loss_fn(jax.tree_util.tree_unflatten(treedef, rebuilt), *args)
 
   grad = jax.grad(flat_loss)
@@ -288,8 +315,9 @@ def _flat_loss_and_hvp(loss_fn, params, args):
 _BLOCK = 8
 
 
-def _orthogonalize(blocks: jax.Array, num_blocks: jax.Array,
-                   w: jax.Array) -> jax.Array:
+def _orthogonalize(
+  blocks: jax.Array, num_blocks: jax.Array, w: jax.Array
+) -> jax.Array:
   """Gram-Schmidt of ``w`` against the basis, twice if needed.
 
   ``blocks`` has shape ``(B, _BLOCK, n)``; only its first ``num_blocks``
@@ -298,16 +326,21 @@ def _orthogonalize(blocks: jax.Array, num_blocks: jax.Array,
   the first removed a large part of ``w`` (‖w₁‖ < ‖w₀‖/√2, the
   Daniel-Gragg-Kaufman-Stewart criterion): "twice is enough".
   """
+
   def project_out(v):
     def body(b, v):
       block = jax.lax.dynamic_index_in_dim(blocks, b, keepdims=False)
       return v - block.T @ (block @ v)
+
     return jax.lax.fori_loop(0, num_blocks, body, v)
 
   w1 = project_out(w)
   return jax.lax.cond(
-      jnp.linalg.norm(w1) < jnp.sqrt(0.5) * jnp.linalg.norm(w),
-      project_out, lambda v: v, w1)
+    jnp.linalg.norm(w1) < jnp.sqrt(0.5) * jnp.linalg.norm(w),
+    project_out,
+    lambda v: v,
+    w1,
+  )
 
 
 def _lanczos_init(n: int, k: int, dtype: Any, key: jax.Array) -> tuple:
@@ -316,12 +349,24 @@ def _lanczos_init(n: int, k: int, dtype: Any, key: jax.Array) -> tuple:
   q0 = q0 / jnp.linalg.norm(q0)
   zeros = jnp.zeros((k,), dtype)
   basis = jnp.zeros((-(-k // _BLOCK), _BLOCK, n), dtype)
-  return (basis, zeros, zeros, zeros, q0,
-          jnp.zeros((n,), dtype), jnp.zeros((), dtype), jnp.zeros((), dtype))
+  return (
+    basis,
+    zeros,
+    zeros,
+    zeros,
+    q0,
+    jnp.zeros((n,), dtype),
+    jnp.zeros((), dtype),
+    jnp.zeros((), dtype),
+  )
 
 
-def _lanczos_step(hvp: Callable[[jax.Array], jax.Array], key: jax.Array,
-                  j: jax.Array, state: tuple) -> tuple:
+def _lanczos_step(
+  hvp: Callable[[jax.Array], jax.Array],
+  key: jax.Array,
+  j: jax.Array,
+  state: tuple,
+) -> tuple:
   """Step ``j`` of Lanczos with full reorthogonalisation (one product).
 
   ``state`` is ``(basis, alphas, betas, drops, q, q_prev, beta_prev, hnorm)``
@@ -349,8 +394,8 @@ def _lanczos_step(hvp: Callable[[jax.Array], jax.Array], key: jax.Array,
     return r / jnp.linalg.norm(r)
 
   q_next = jax.lax.cond(
-      broke, random_unit,
-      lambda: w / jnp.where(beta > 0, beta, 1).astype(dtype))
+    broke, random_unit, lambda: w / jnp.where(beta > 0, beta, 1).astype(dtype)
+  )
   alphas = alphas.at[j].set(alpha)
   betas = betas.at[j].set(jnp.where(broke, 0, beta).astype(dtype))
   drops = drops.at[j].set(jnp.where(broke, beta, 0).astype(dtype))
@@ -358,11 +403,13 @@ def _lanczos_step(hvp: Callable[[jax.Array], jax.Array], key: jax.Array,
   return basis, alphas, betas, drops, q_next, q, beta_t, hnorm
 
 
-def _ritz(alphas: jax.Array, betas: jax.Array, drops: jax.Array
-          ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _ritz(
+  alphas: jax.Array, betas: jax.Array, drops: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Ritz values (ascending), eigenvectors ``s`` of ``T_k``, residual norms."""
-  tridiagonal = (jnp.diag(alphas) + jnp.diag(betas[:-1], 1)
-                 + jnp.diag(betas[:-1], -1))
+  tridiagonal = (
+    jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+  )
   theta, s = jnp.linalg.eigh(tridiagonal)
   # ‖H Q s − θ Q s‖ ≤ |β_k s_k| + Σ_j |dropped_j s_j| (dropped at breakdowns).
   residuals = jnp.abs(betas[-1] * s[-1]) + jnp.abs(drops) @ jnp.abs(s)
@@ -382,8 +429,11 @@ def _lanczos_impl(loss_fn, num_iterations, params, args, key):
   n = x0.shape[0]
   k = min(num_iterations, n)
   state = jax.lax.fori_loop(
-      0, k, functools.partial(_lanczos_step, hvp, key),
-      _lanczos_init(n, k, x0.dtype, key))
+    0,
+    k,
+    functools.partial(_lanczos_step, hvp, key),
+    _lanczos_init(n, k, x0.dtype, key),
+  )
   _, alphas, betas, drops, *_, hnorm = state
   theta, _, residuals = _ritz(alphas, betas, drops)
   # alphas/betas are returned too: T_j for j < k is their leading block.
@@ -423,10 +473,11 @@ def _refine(flat_loss, hvp, x0, key, state, num_done):
   theta, s = jnp.linalg.eigh(tridiagonal)
   last = num_done - 1
   drops = jnp.where(real, drops, 0)
-  residuals = (jnp.abs(betas[last] * s[last]) + jnp.abs(drops) @ jnp.abs(s))
+  residuals = jnp.abs(betas[last] * s[last]) + jnp.abs(drops) @ jnp.abs(s)
   rows = basis.reshape(-1, basis.shape[-1])[:k]
-  u = jax.random.normal(jax.random.fold_in(key, _PROBE_SALT), x0.shape,
-                        x0.dtype)
+  u = jax.random.normal(
+    jax.random.fold_in(key, _PROBE_SALT), x0.shape, x0.dtype
+  )
   u = u / jnp.linalg.norm(u)
   hu = hvp(u)
   rayleigh, explicit, probe = [], [], []
@@ -439,16 +490,26 @@ def _refine(flat_loss, hvp, x0, key, state, num_done):
     explicit.append(jnp.linalg.norm(hy - rho * y))
     probe.append(jnp.linalg.norm(hy - (hvp(y + u) - hu)))
     hnorm = jnp.maximum(hnorm, jnp.linalg.norm(hy))
-  return (theta, residuals, hnorm, jnp.stack(rayleigh), jnp.stack(explicit),
-          jnp.stack(probe), flat_loss(x0))
+  return (
+    theta,
+    residuals,
+    hnorm,
+    jnp.stack(rayleigh),
+    jnp.stack(explicit),
+    jnp.stack(probe),
+    flat_loss(x0),
+  )
 
 
 def _estimate_fused_impl(loss_fn, k, params, args, key):
   """The whole estimate as one compiled program (the loop form for GPU/TPU)."""
   x0, flat_loss, hvp = _flat_loss_and_hvp(loss_fn, params, args)
   state = jax.lax.fori_loop(
-      0, k, functools.partial(_lanczos_step, hvp, key),
-      _lanczos_init(x0.shape[0], k, x0.dtype, key))
+    0,
+    k,
+    functools.partial(_lanczos_step, hvp, key),
+    _lanczos_init(x0.shape[0], k, x0.dtype, key),
+  )
   return _refine(flat_loss, hvp, x0, key, state, k)
 
 
@@ -496,7 +557,8 @@ def _power_impl(loss_fn, num_iterations, params, args, key):
 
   zero = jnp.zeros((), dtype)
   _, theta, residual, hnorm = jax.lax.fori_loop(
-      0, num_iterations, body, (v, zero, zero, zero))
+    0, num_iterations, body, (v, zero, zero, zero)
+  )
   return theta, residual, hnorm
 
 
@@ -509,7 +571,8 @@ def _run(compiled, impl, loss_fn, num_iterations, params, args, key):
     hash(loss_fn)
   except TypeError:
     return jax.jit(functools.partial(impl, loss_fn, num_iterations))(
-        params, args, key)
+      params, args, key
+    )
   return compiled(loss_fn, num_iterations, params, args, key)
 
 
@@ -525,11 +588,14 @@ _PROBE_SAFETY = 4.0
 _VECTOR_ROUNDING = 10.0
 
 
-def _measured_allowance(dtype: np.dtype, hnorm: float,
-                        probe: np.ndarray) -> float:
+def _measured_allowance(
+  dtype: np.dtype, hnorm: float, probe: np.ndarray
+) -> float:
   """δ = 4·max(probe) + 10·ε·max‖Hq‖ (see estimate_curvature)."""
-  return (_PROBE_SAFETY * float(np.max(probe))
-          + _VECTOR_ROUNDING * float(np.finfo(dtype).eps) * hnorm)
+  return (
+    _PROBE_SAFETY * float(np.max(probe))
+    + _VECTOR_ROUNDING * float(np.finfo(dtype).eps) * hnorm
+  )
 
 
 def _loop_form(params: Any) -> str:
@@ -542,11 +608,10 @@ def _loop_form(params: Any) -> str:
   leaves = jax.tree_util.tree_leaves(params)
   platforms = set()
   for leaf in leaves:
-    devices = getattr(leaf, "devices", None)
-    if callable(devices):
+    if isinstance(leaf, jax.Array):
       try:
-        platforms.update(d.platform for d in devices())
-      except Exception:  # pylint: disable=broad-except  # tracers, etc.
+        platforms.update(d.platform for d in leaf.devices())
+      except Exception:  # Tracers have no devices.
         pass
   if not platforms:
     platforms = {jax.default_backend()}
@@ -559,19 +624,28 @@ def _compiled(loss_fn):
     hash(loss_fn)
   except TypeError:
     part = functools.partial
-    return (jax.jit(part(_init_impl, loss_fn), static_argnums=(0,)),
-            jax.jit(part(_step_impl, loss_fn), donate_argnums=(4,)),
-            jax.jit(part(_finish_impl, loss_fn)),
-            jax.jit(part(_estimate_fused_impl, loss_fn), static_argnums=(0,)))
+    return (
+      jax.jit(part(_init_impl, loss_fn), static_argnums=(0,)),
+      jax.jit(part(_step_impl, loss_fn), donate_argnums=(4,)),
+      jax.jit(part(_finish_impl, loss_fn)),
+      jax.jit(part(_estimate_fused_impl, loss_fn), static_argnums=(0,)),
+    )
   part = functools.partial
-  return (part(_init, loss_fn), part(_step, loss_fn), part(_finish, loss_fn),
-          part(_estimate_fused, loss_fn))
+  return (
+    part(_init, loss_fn),
+    part(_step, loss_fn),
+    part(_finish, loss_fn),
+    part(_estimate_fused, loss_fn),
+  )
 
 
 def _host_theta_min(alphas: np.ndarray, betas: np.ndarray, j: int) -> float:
   """Smallest eigenvalue of the leading ``j × j`` block of ``T`` (float64)."""
-  t = (np.diag(alphas[:j]) + np.diag(betas[:j - 1], 1)
-       + np.diag(betas[:j - 1], -1)).astype(np.float64)
+  t = (
+    np.diag(alphas[:j])
+    + np.diag(betas[: j - 1], 1)
+    + np.diag(betas[: j - 1], -1)
+  ).astype(np.float64)
   return float(np.linalg.eigvalsh(t)[0])
 
 
@@ -598,7 +672,7 @@ def _run_lanczos(loss_fn, k, params, args, key, loop, stop_if_negative):
     alphas, betas, hnorm = jax.device_get((state[1], state[2], state[7]))
     theta_min = _host_theta_min(np.asarray(alphas), np.asarray(betas), done)
     if theta_min < -_rounding_allowance(dtype, float(hnorm), done):
-      checked = True   # one a-posteriori check at most: it costs 5 products
+      checked = True  # one a-posteriori check at most: it costs 5 products
       out = jax.device_get(finish(params, args, key, state, done))
       delta = _measured_allowance(dtype, float(out[2]), out[5])
       if float(out[3][0]) + delta < 0:
@@ -611,14 +685,14 @@ def _run_lanczos(loss_fn, k, params, args, key, loop, stop_if_negative):
 
 
 def estimate_curvature(
-    loss_fn: Callable[..., jax.Array],
-    params: Any,
-    *args: Any,
-    num_iterations: int = 64,
-    key: jax.Array | None = None,
-    relative_margin: float = 0.01,
-    max_condition_number: float | None = None,
-    l2_regularization: float = 0.0,
+  loss_fn: Callable[..., jax.Array],
+  params: Any,
+  *args: Any,
+  num_iterations: int = 64,
+  key: jax.Array | None = None,
+  relative_margin: float = 0.01,
+  max_condition_number: float | None = None,
+  l2_regularization: float = 0.0,
 ) -> CurvatureEstimate:
   r"""Estimates safe curvature bounds ``[m, M]`` of ``loss_fn`` at ``params``.
 
@@ -773,15 +847,18 @@ def estimate_curvature(
   """
   num_iterations = _check_num_iterations(num_iterations)
   relative_margin = _check_nonnegative("relative_margin", relative_margin)
-  l2_regularization = _check_nonnegative("l2_regularization",
-                                         l2_regularization)
+  l2_regularization = _check_nonnegative("l2_regularization", l2_regularization)
   if max_condition_number is not None:
-    if (isinstance(max_condition_number, bool)
-        or not isinstance(max_condition_number, numbers.Real)
-        or not max_condition_number > 1
-        or not math.isfinite(max_condition_number)):
-      raise ValueError("max_condition_number must be a finite number > 1, got "
-                       f"{max_condition_number=}")
+    if (
+      isinstance(max_condition_number, bool)
+      or not isinstance(max_condition_number, numbers.Real)
+      or not max_condition_number > 1
+      or not math.isfinite(max_condition_number)
+    ):
+      raise ValueError(
+        "max_condition_number must be a finite number > 1, got "
+        f"{max_condition_number=}"
+      )
     max_condition_number = float(max_condition_number)
   num_params = _check_params(params)
   dtype = _float_dtype(params)
@@ -790,9 +867,15 @@ def estimate_curvature(
   k = min(num_iterations, num_params)
   has_remedy = l2_regularization > 0 or max_condition_number is not None
 
-  out, num_steps = _run_lanczos(loss_fn, k, params, args, key,
-                                _loop_form(params),
-                                stop_if_negative=not has_remedy)
+  out, num_steps = _run_lanczos(
+    loss_fn,
+    k,
+    params,
+    args,
+    key,
+    _loop_form(params),
+    stop_if_negative=not has_remedy,
+  )
   theta, residuals, hnorm, rayleigh, explicit, probe, loss_value = out
   theta = np.asarray(theta, np.float64)[:num_steps]
   residuals = np.asarray(residuals, np.float64)[:num_steps]
@@ -801,13 +884,17 @@ def estimate_curvature(
   probe = np.asarray(probe, np.float64)
   if not np.isfinite(float(loss_value)):
     raise ValueError(
-        f"loss_fn is not finite at params: it returned {float(loss_value)}")
-  if not all(np.all(np.isfinite(a)) for a in (theta, residuals, rayleigh,
-                                               explicit, probe)):
+      f"loss_fn is not finite at params: it returned {float(loss_value)}"
+    )
+  if not all(
+    np.all(np.isfinite(a))
+    for a in (theta, residuals, rayleigh, explicit, probe)
+  ):
     raise ValueError(
-        "the Hessian-vector products of loss_fn are not finite at params "
-        f"(Ritz values {theta.tolist()}); loss_fn's second derivatives "
-        "overflow or are undefined there")
+      "the Hessian-vector products of loss_fn are not finite at params "
+      f"(Ritz values {theta.tolist()}); loss_fn's second derivatives "
+      "overflow or are undefined there"
+    )
   num_hvps = num_steps + 5
   delta = _measured_allowance(dtype, float(hnorm), probe)
   theta_min, theta_max = float(theta[0]), float(theta[-1])
@@ -821,113 +908,129 @@ def estimate_curvature(
   max_curvature = top + relative_margin * abs(theta_max) + l2_regularization
   if max_curvature <= 0:
     raise ValueError(
-        "the measured curvature is nowhere positive (largest Ritz value "
-        f"{theta_max:.6g}); a Chebyshev schedule needs a positive range")
+      "the measured curvature is nowhere positive (largest Ritz value "
+      f"{theta_max:.6g}); a Chebyshev schedule needs a positive range"
+    )
 
   # Lower bound of λ_min(H) when the bottom is resolved and it is > 0.
   lower = min(rho_min - x_min, theta_min - r_min) - delta
-  measured_min = min(theta_min, rho_min)   # ≥ λ_min(H) up to δ
+  measured_min = min(theta_min, rho_min)  # ≥ λ_min(H) up to δ
   floors = {}
   if l2_regularization > 0:
     floors["l2_regularization"] = l2_regularization
   if max_condition_number is not None:
     floors["max_condition_number"] = max_curvature / max_condition_number
   tiny = max_curvature * float(np.finfo(dtype).eps)
-  negative = measured_min + delta < 0     # certainly λ_min(H) < 0
+  negative = measured_min + delta < 0  # certainly λ_min(H) < 0
   # λ_min(H) ≤ measured_min + δ; the bottom may be lower still if unresolved.
   suggested_l2 = 2.0 * abs(min(lower, measured_min))
   if negative and l2_regularization + measured_min + delta <= 0:
-    stopped = ("" if num_steps == k else
-               f" (found after {num_steps} of {k} iterations)")
+    stopped = (
+      "" if num_steps == k else f" (found after {num_steps} of {k} iterations)"
+    )
     if l2_regularization > 0:
       raise ValueError(
-          f"loss_fn has negative curvature at params: a Rayleigh quotient "
-          f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, which "
-          f"{l2_regularization=} does not lift above 0; H + λ₂I is not "
-          "positive, and no positive step-size schedule is safe for it. "
-          f"Train with weight decay at least {suggested_l2:.3g} and pass it "
-          "as l2_regularization=.")
+        f"loss_fn has negative curvature at params: a Rayleigh quotient "
+        f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, which "
+        f"{l2_regularization=} does not lift above 0; H + λ₂I is not "
+        "positive, and no positive step-size schedule is safe for it. "
+        f"Train with weight decay at least {suggested_l2:.3g} and pass it "
+        "as l2_regularization=."
+      )
     if max_condition_number is None:
       raise ValueError(
-          f"loss_fn has negative curvature at params: a Rayleigh quotient "
-          f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, largest "
-          f"curvature {theta_max:.6g}. Every positive step amplifies those "
-          "directions (by 1 + η|λ| each), so no (m, M) makes fractal_sgd "
-          "safe on this loss as it is. Train with weight decay λ₂ of at "
-          f"least {suggested_l2:.3g} (e.g. optax.add_decayed_weights) and "
-          "pass l2_regularization=λ₂: then (m, M) bound H + λ₂I. "
-          "max_condition_number= only floors m and does not remove the "
-          "growth of the negative directions.")
+        f"loss_fn has negative curvature at params: a Rayleigh quotient "
+        f"{measured_min:.6g} (± rounding {delta:.3g}){stopped}, largest "
+        f"curvature {theta_max:.6g}. Every positive step amplifies those "
+        "directions (by 1 + η|λ| each), so no (m, M) makes fractal_sgd "
+        "safe on this loss as it is. Train with weight decay λ₂ of at "
+        f"least {suggested_l2:.3g} (e.g. optax.add_decayed_weights) and "
+        "pass l2_regularization=λ₂: then (m, M) bound H + λ₂I. "
+        "max_condition_number= only floors m and does not remove the "
+        "growth of the negative directions."
+      )
   if negative:
-    source = max(floors, key=floors.get)
+    source = max(floors, key=lambda name: floors[name])
     min_curvature = floors[source]
     if l2_regularization + measured_min + delta > 0 and source == (
-        "l2_regularization"):
+      "l2_regularization"
+    ):
       warnings.warn(
-          f"loss_fn has negative curvature at params: a Rayleigh quotient "
-          f"{measured_min:.6g}; min_curvature is {min_curvature:.6g} from "
-          f"l2_regularization (H + λ₂I is measured positive but not "
-          "certified: λ_min(H) may lie below the smallest Ritz value)",
-          UserWarning, stacklevel=2)
+        f"loss_fn has negative curvature at params: a Rayleigh quotient "
+        f"{measured_min:.6g}; min_curvature is {min_curvature:.6g} from "
+        f"l2_regularization (H + λ₂I is measured positive but not "
+        "certified: λ_min(H) may lie below the smallest Ritz value)",
+        UserWarning,
+        stacklevel=2,
+      )
     else:
       warnings.warn(
-          f"loss_fn has negative curvature at params: a Rayleigh quotient "
-          f"{measured_min:.6g}; min_curvature floored at {min_curvature:.6g} "
-          f"by {source}. This does NOT make a schedule safe: each step η "
-          f"amplifies those directions by about 1 + η·{abs(measured_min):.3g}"
-          "; train with weight decay of at least "
-          f"{suggested_l2:.3g} and pass it as l2_regularization=",
-          UserWarning, stacklevel=2)
+        f"loss_fn has negative curvature at params: a Rayleigh quotient "
+        f"{measured_min:.6g}; min_curvature floored at {min_curvature:.6g} "
+        f"by {source}. This does NOT make a schedule safe: each step η "
+        f"amplifies those directions by about 1 + η·{abs(measured_min):.3g}"
+        "; train with weight decay of at least "
+        f"{suggested_l2:.3g} and pass it as l2_regularization=",
+        UserWarning,
+        stacklevel=2,
+      )
   else:
     candidates = dict(floors)
     candidates["ritz"] = max(lower, 0.0) + l2_regularization
-    source = max(candidates, key=candidates.get)
+    source = max(candidates, key=lambda name: candidates[name])
     min_curvature = candidates[source]
     if min_curvature <= tiny and not floors:
       source, min_curvature = "dtype_floor", tiny
       warnings.warn(
-          f"the smallest eigenvalue is not resolved after {num_steps} "
-          f"iterations (smallest Ritz value {theta_min:.6g} with residual "
-          f"{max(r_min, x_min):.3g}, rounding allowance {delta:.3g}); "
-          f"min_curvature falls back to M·eps = {min_curvature:.3g}. Pass "
-          "max_condition_number= or l2_regularization=, or raise "
-          "num_iterations.", UserWarning, stacklevel=2)
+        f"the smallest eigenvalue is not resolved after {num_steps} "
+        f"iterations (smallest Ritz value {theta_min:.6g} with residual "
+        f"{max(r_min, x_min):.3g}, rounding allowance {delta:.3g}); "
+        f"min_curvature falls back to M·eps = {min_curvature:.3g}. Pass "
+        "max_condition_number= or l2_regularization=, or raise "
+        "num_iterations.",
+        UserWarning,
+        stacklevel=2,
+      )
     elif min_curvature > measured_min + l2_regularization:
       warnings.warn(
-          f"min_curvature {min_curvature:.6g} (from {source}) exceeds the "
-          f"smallest measured curvature {measured_min + l2_regularization:.6g}"
-          ": those directions will converge slowly", UserWarning, stacklevel=2)
+        f"min_curvature {min_curvature:.6g} (from {source}) exceeds the "
+        f"smallest measured curvature {measured_min + l2_regularization:.6g}"
+        ": those directions will converge slowly",
+        UserWarning,
+        stacklevel=2,
+      )
 
   if not min_curvature < max_curvature:
     raise ValueError(
-        f"estimated min_curvature {min_curvature:.6g} is not below "
-        f"max_curvature {max_curvature:.6g}; got {max_condition_number=}")
+      f"estimated min_curvature {min_curvature:.6g} is not below "
+      f"max_curvature {max_curvature:.6g}; got {max_condition_number=}"
+    )
 
   return CurvatureEstimate(
-      min_curvature=float(min_curvature),
-      max_curvature=float(max_curvature),
-      ritz_values=tuple(float(t) for t in theta),
-      residual_norms=tuple(float(r) for r in residuals),
-      num_hvps=num_hvps,
-      num_params=num_params,
-      rounding_allowance=float(delta),
-      relative_margin=relative_margin,
-      min_source=source,
-      dtype=str(dtype),
-      num_iterations=num_steps,
-      rayleigh_quotients=(rho_min, rho_max),
-      explicit_residuals=(x_min, x_max),
-      probe_discrepancies=(float(probe[0]), float(probe[1])),
+    min_curvature=float(min_curvature),
+    max_curvature=float(max_curvature),
+    ritz_values=tuple(float(t) for t in theta),
+    residual_norms=tuple(float(r) for r in residuals),
+    num_hvps=num_hvps,
+    num_params=num_params,
+    rounding_allowance=float(delta),
+    relative_margin=relative_margin,
+    min_source=source,
+    dtype=str(dtype),
+    num_iterations=num_steps,
+    rayleigh_quotients=(rho_min, rho_max),
+    explicit_residuals=(x_min, x_max),
+    probe_discrepancies=(float(probe[0]), float(probe[1])),
   )
 
 
 def estimate_max_curvature(
-    loss_fn: Callable[..., jax.Array],
-    params: Any,
-    *args: Any,
-    num_iterations: int = 32,
-    key: jax.Array | None = None,
-    relative_margin: float = 0.01,
+  loss_fn: Callable[..., jax.Array],
+  params: Any,
+  *args: Any,
+  num_iterations: int = 32,
+  key: jax.Array | None = None,
+  relative_margin: float = 0.01,
 ) -> MaxCurvatureEstimate:
   r"""Estimates a safe upper bound ``M`` on the curvature by power iteration.
 
@@ -978,24 +1081,28 @@ def estimate_max_curvature(
   _check_scalar_loss(loss_fn, params, args)
   key = _check_key(key)
   theta, residual, hnorm = (
-      float(v) for v in jax.device_get(
-          _run(_power, _power_impl, loss_fn, num_iterations, params, args,
-               key)))
+    float(v)
+    for v in jax.device_get(
+      _run(_power, _power_impl, loss_fn, num_iterations, params, args, key)
+    )
+  )
   if not (math.isfinite(theta) and math.isfinite(residual)):
     raise ValueError(
-        "the Hessian-vector products of loss_fn are not finite at params: "
-        f"{theta=}")
+      "the Hessian-vector products of loss_fn are not finite at params: "
+      f"{theta=}"
+    )
   if theta <= 0:
     raise ValueError(
-        "power iteration converged to non-positive curvature (Rayleigh "
-        f"quotient {theta:.6g}): the dominant curvature is negative; use "
-        "estimate_curvature instead")
+      "power iteration converged to non-positive curvature (Rayleigh "
+      f"quotient {theta:.6g}): the dominant curvature is negative; use "
+      "estimate_curvature instead"
+    )
   delta = _rounding_allowance(dtype, hnorm, num_iterations)
   return MaxCurvatureEstimate(
-      max_curvature=theta + residual + delta + relative_margin * abs(theta),
-      rayleigh_quotient=theta,
-      residual_norm=residual,
-      num_hvps=num_iterations,
-      rounding_allowance=delta,
-      relative_margin=relative_margin,
+    max_curvature=theta + residual + delta + relative_margin * abs(theta),
+    rayleigh_quotient=theta,
+    residual_norm=residual,
+    num_hvps=num_iterations,
+    rounding_allowance=delta,
+    relative_margin=relative_margin,
   )

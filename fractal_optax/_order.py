@@ -22,10 +22,9 @@ def _middle_position(num_pairs: int, length: int) -> int:
   ``p = 2^(min(v, 2) + 1) − 1`` with ``v`` the number of times 2 divides the
   number of pairs ``n``: ``p = 1`` (between the largest step and its mirror)
   for odd ``n``, ``3`` for ``n ≡ 2 (mod 4)``, ``7`` for ``n ≡ 0 (mod 4)``,
-  clipped to the end for tiny ``n``. Found by measuring the largest block
-  amplification over all ``T ≤ 1024``; other fixed positions, greedy
-  per-level choices and "ceil" recursions did worse (worst ratios from 3.2
-  to over 1000).
+  clipped to the end for tiny ``n``. The rule is empirical (the maths page
+  of the documentation, "The fractal order for every T", says how it was
+  chosen and quotes how it does).
   """
   two_adic = (num_pairs & -num_pairs).bit_length() - 1 if num_pairs else 0
   return min((1 << (min(two_adic, 2) + 1)) - 1, length)
@@ -50,8 +49,9 @@ def _build_order(num_steps: int) -> np.ndarray:
     # the size//2 problem in the variable 2z² − 1: order the pairs by it.
     order = _interleave(order, size - 1 - order)
     if size % 2:
-      order = np.insert(order, _middle_position(size // 2, order.size),
-                        size // 2)
+      order = np.insert(
+        order, _middle_position(size // 2, order.size), size // 2
+      )
   order.setflags(write=False)
   return order
 
@@ -89,17 +89,16 @@ def fractal_order(num_steps: int) -> np.ndarray:
   second or fourth mirror pair (position ``1``, ``3`` or ``7`` for ``n`` odd,
   ``≡ 2`` or ``≡ 0 (mod 4)``). The pairs of an odd size are only approximately
   the nodes of :math:`T_n` (they are the roots of a degree-:math:`n + ½`
-  Chebyshev function), so blocks may exceed the single-step floor: over every
-  ``T ≤ 1024`` and ``κ ∈ {10, …, 10⁵}`` the largest block stays within 2.6×
-  of it (``python -m benchmarks.order_stability`` measures it; the README
-  quotes the file it writes). The worst cases are ``T`` whose halving chain is
-  odd at every level (``2^k − 1``, 1019) at the largest ``κ``; beyond the
-  measured range the ratio grows slowly with ``T`` and ``κ``. Filtering the
-  next power of two's order instead, as the PyTorch implementation does,
-  exceeds the floor by 100× and more.
+  Chebyshev function), so for such ``T`` no bound is proved and blocks may
+  exceed the single-step floor. How far they do is measured, not promised:
+  the maths page of the documentation, "The fractal order for every T",
+  quotes the file ``python -m benchmarks.order_stability`` writes, with the
+  next power of two's order filtered to ``T`` (as the PyTorch
+  implementation does) for comparison; :func:`stability_profile` measures
+  any ``T`` and ``κ`` directly.
 
-  It costs ``O(T)`` time and memory (``T = 2**20`` takes milliseconds); the
-  orders of ``T <= 2**16`` are cached.
+  It costs ``O(T)`` time and memory; the orders of ``T <= 2**16`` are
+  cached.
 
   Args:
     num_steps: ``T``, a positive Python int, at most ``2**24`` (the largest

@@ -1,4 +1,4 @@
-"""Fractal Chebyshev step sizes as a jitted generator and as an Optax schedule."""
+"""Fractal Chebyshev step sizes: a jitted generator and an Optax schedule."""
 
 from __future__ import annotations
 
@@ -20,31 +20,33 @@ from fractal_optax._order import fractal_order
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _fractal_steps(num_steps: int, min_curvature, max_curvature,
-                   dtype) -> jax.Array:
+def _fractal_steps(
+  num_steps: int, min_curvature, max_curvature, dtype
+) -> jax.Array:
   """The traced path: the scaled form in jnp, in the fractal order."""
   fractions = chebyshev_node_fractions(num_steps)[fractal_order(num_steps)]
   return traced_step_sizes(fractions, min_curvature, max_curvature, dtype)
 
 
-def _host_table(num_steps: int, min_curvature, max_curvature,
-                dtype) -> np.ndarray:
+def _host_table(
+  num_steps: int, min_curvature, max_curvature, dtype
+) -> np.ndarray:
   """Concrete curvatures: the fractal-order steps as a numpy ``dtype`` array.
 
   Computed in float64 (scaled form) and rounded once; raises ValueError when a
   step does not fit ``dtype``.
   """
   fractions = chebyshev_node_fractions(num_steps)[fractal_order(num_steps)]
-  steps = host_step_sizes(fractions, float(min_curvature),
-                          float(max_curvature))
+  steps = host_step_sizes(fractions, float(min_curvature), float(max_curvature))
   return _checks.check_representable(
-      steps, dtype, curvature_names(min_curvature, max_curvature))
+    steps, dtype, curvature_names(min_curvature, max_curvature)
+  )
 
 
 def fractal_chebyshev_step_sizes(
-    num_steps: int,
-    min_curvature: jax.typing.ArrayLike,
-    max_curvature: jax.typing.ArrayLike,
+  num_steps: int,
+  min_curvature: jax.typing.ArrayLike,
+  max_curvature: jax.typing.ArrayLike,
 ) -> jax.Array:
   r"""The Chebyshev step sizes in the fractal order in which they are taken.
 
@@ -97,24 +99,27 @@ def fractal_chebyshev_step_sizes(
   if _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature):
     return _fractal_steps(num_steps, min_curvature, max_curvature, dtype)
   return jnp.asarray(
-      _host_table(num_steps, min_curvature, max_curvature, dtype))
+    _host_table(num_steps, min_curvature, max_curvature, dtype)
+  )
 
 
 def _check_count_dtype(dtype: Any) -> None:
   if not _checks.is_real_dtype(dtype):
     raise TypeError(
-        f"count must be an integer or floating step count, got dtype {dtype}."
+      f"count must be an integer or floating step count, got dtype {dtype}."
     )
 
 
 def _host_step_index(count: Any, num_steps: int, cycle: bool) -> np.ndarray:
   """:func:`_step_index` for Python and numpy counts, exact at any size."""
   if isinstance(count, numbers.Integral) and not isinstance(
-      count, (bool, np.generic)):
+    count, (bool, np.generic)
+  ):
     # Python ints of any size.
     count = max(int(count), 0)
-    return np.asarray(count % num_steps if cycle else min(count, num_steps - 1),
-                      np.int32)
+    return np.asarray(
+      count % num_steps if cycle else min(count, num_steps - 1), np.int32
+    )
   if isinstance(count, (bool, np.bool_)):
     _check_count_dtype(np.bool_)
   array = np.asarray(count)
@@ -124,15 +129,19 @@ def _host_step_index(count: Any, num_steps: int, cycle: bool) -> np.ndarray:
     if not np.all(np.isfinite(array)):
       raise ValueError(f"count must be finite, got {count=!r}.")
     array = np.maximum(np.floor(array), 0.0)
-    index = np.mod(array, num_steps) if cycle else np.minimum(
-        array, num_steps - 1)
+    index = (
+      np.mod(array, num_steps) if cycle else np.minimum(array, num_steps - 1)
+    )
     return index.astype(np.int32)
   if array.dtype.kind == "u":
     array = array.astype(np.uint64)
   else:
     array = np.maximum(array.astype(np.int64), 0)
-  index = np.remainder(array, num_steps) if cycle else np.minimum(
-      array, num_steps - 1)
+  index = (
+    np.remainder(array, num_steps)
+    if cycle
+    else np.minimum(array, num_steps - 1)
+  )
   return index.astype(np.int32)
 
 
@@ -146,8 +155,9 @@ def _step_index(count: Any, num_steps: int, cycle: bool) -> jax.Array:
     count = count.astype(jnp.promote_types(count.dtype, jnp.float32))
     count = jnp.where(jnp.isnan(count), 0.0, count)
     count = jnp.maximum(jnp.floor(count), 0.0)
-    index = jnp.mod(count, num_steps) if cycle else jnp.minimum(
-        count, num_steps - 1)
+    index = (
+      jnp.mod(count, num_steps) if cycle else jnp.minimum(count, num_steps - 1)
+    )
     index = jnp.where(jnp.isfinite(index), index, 0.0)  # inf mod T.
     return index.astype(jnp.int32)
   zero = jnp.zeros((), count.dtype)
@@ -187,12 +197,12 @@ def _scale_count(count: Any) -> jax.Array:
 
 
 def fractal_chebyshev_schedule(
-    num_steps: int,
-    min_curvature: jax.typing.ArrayLike,
-    max_curvature: jax.typing.ArrayLike,
-    *,
-    scale: optax.ScalarOrSchedule = 1.0,
-    cycle: bool = True,
+  num_steps: int,
+  min_curvature: jax.typing.ArrayLike,
+  max_curvature: jax.typing.ArrayLike,
+  *,
+  scale: optax.ScalarOrSchedule = 1.0,
+  cycle: bool = True,
 ) -> optax.Schedule:
   r"""Optax schedule of fractal Chebyshev step sizes, optionally repeated.
 
@@ -271,11 +281,12 @@ def fractal_chebyshev_schedule(
       _checks.check_positive_scalar(scale, "scale")
     except TypeError as e:
       raise TypeError(
-          "scale must be a positive number or an optax schedule (a callable),"
-          f" got {scale=!r}."
+        "scale must be a positive number or an optax schedule (a callable),"
+        f" got {scale=!r}."
       ) from e
     if isinstance(scale, numbers.Integral) and not isinstance(
-        scale, np.generic):
+      scale, np.generic
+    ):
       scale = float(scale)  # A Python int beyond int64 would not trace.
 
   traced = _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature)
@@ -288,14 +299,16 @@ def fractal_chebyshev_schedule(
     if not callable(scale) and not _checks.is_traced(scale):
       # The scaled values must fit the dtype the product is computed in.
       _checks.check_representable(
-          table.astype(np.float64) * float(scale),
-          jnp.result_type(table.dtype, scale),
-          f"{scale=!r}, " + curvature_names(min_curvature, max_curvature))
+        table.astype(np.float64) * float(scale),
+        jnp.result_type(table.dtype, scale),
+        f"{scale=!r}, " + curvature_names(min_curvature, max_curvature),
+      )
 
   def schedule(count: jax.typing.ArrayLike) -> jax.Array:
     steps = (
-        _fractal_steps(num_steps, min_curvature, max_curvature, dtype)
-        if table is None else jnp.asarray(table)
+      _fractal_steps(num_steps, min_curvature, max_curvature, dtype)
+      if table is None
+      else jnp.asarray(table)
     )
     index = _step_index(count, num_steps, cycle)
     value = steps[index]

@@ -10,8 +10,8 @@ from fractal_optax import _checks
 
 # Elements of one (T + 1) × chunk block of log-factors kept in memory at once.
 _CHUNK_ELEMENTS = 1 << 22
-# The most (T + 1) × (oversample·T + 1) log-factors one call evaluates: about
-# ten seconds of numpy (T = 1024 at oversample 64 is 6.7e7).
+# The most (T + 1) × (oversample·T + 1) log-factors one call evaluates
+# (T = 1024 at oversample 64 is 6.7e7).
 MAX_EVALUATIONS = 10**8
 
 
@@ -43,8 +43,10 @@ class StabilityProfile(NamedTuple):
 
 
 def evaluation_points(
-    num_steps: int, min_curvature: float, max_curvature: float,
-    oversample: int,
+  num_steps: int,
+  min_curvature: float,
+  max_curvature: float,
+  oversample: int,
 ) -> np.ndarray:
   """Chebyshev-distributed points of ``[m, M]``, endpoints and extrema included.
 
@@ -54,15 +56,17 @@ def evaluation_points(
   """
   count = oversample * num_steps
   phi = np.arange(count + 1, dtype=np.float64) * (np.pi / count)
-  return min_curvature + (max_curvature - min_curvature) * np.sin(0.5 * phi)**2
+  return (
+    min_curvature + (max_curvature - min_curvature) * np.sin(0.5 * phi) ** 2
+  )
 
 
 def stability_profile(
-    step_sizes: Any,
-    min_curvature: float,
-    max_curvature: float,
-    *,
-    oversample: int = 16,
+  step_sizes: Any,
+  min_curvature: float,
+  max_curvature: float,
+  *,
+  oversample: int = 16,
 ) -> StabilityProfile:
   r"""Worst-case amplification of every prefix, suffix and block of a schedule.
 
@@ -104,7 +108,7 @@ def stability_profile(
     ValueError: ``step_sizes`` is not a non-empty 1-D array of finite
       numbers, the curvatures are invalid, ``oversample < 1``, or the
       evaluation would exceed ``(T + 1)(oversample·T + 1) = 10**8``
-      products (about ten seconds; ``T = 1024`` at ``oversample = 64`` fits).
+      products (``T = 1024`` at ``oversample = 64`` fits).
 
   Example:
     >>> import fractal_optax
@@ -121,31 +125,33 @@ def stability_profile(
   """
   if _checks.is_traced(step_sizes):
     raise TypeError(
-        "stability_profile needs concrete step_sizes, got a traced value;"
-        " call it outside jit."
+      "stability_profile needs concrete step_sizes, got a traced value;"
+      " call it outside jit."
     )
-  for name, value in (("min_curvature", min_curvature),
-                      ("max_curvature", max_curvature)):
+  for name, value in (
+    ("min_curvature", min_curvature),
+    ("max_curvature", max_curvature),
+  ):
     _checks.check_concrete(value, name, "stability_profile")
   _checks.check_curvatures(min_curvature, max_curvature)
-  oversample = _checks.check_num_steps(oversample, "oversample",
-                                       maximum=MAX_EVALUATIONS)
+  oversample = _checks.check_num_steps(
+    oversample, "oversample", maximum=MAX_EVALUATIONS
+  )
   try:
     steps = np.asarray(step_sizes)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise TypeError(
-        f"step_sizes must be a 1-D array of numbers, got {step_sizes!r}."
+      f"step_sizes must be a 1-D array of numbers, got {step_sizes!r}."
     ) from e
   if not _checks.is_real_dtype(steps.dtype) or steps.dtype.itemsize > 8:
     raise TypeError(
-        "step_sizes must be a 1-D array of real numbers, got dtype"
-        f" {steps.dtype}: {step_sizes!r}."
+      "step_sizes must be a 1-D array of real numbers, got dtype"
+      f" {steps.dtype}: {step_sizes!r}."
     )
   steps = steps.astype(np.float64)
   if steps.ndim != 1 or steps.size == 0:
     raise ValueError(
-        "step_sizes must be a non-empty 1-D array, got shape"
-        f" {steps.shape}."
+      f"step_sizes must be a non-empty 1-D array, got shape {steps.shape}."
     )
   if not np.all(np.isfinite(steps)):
     raise ValueError(f"step_sizes must be finite, got {step_sizes!r}.")
@@ -154,10 +160,10 @@ def stability_profile(
   evaluations = (num_steps + 1) * (oversample * num_steps + 1)
   if evaluations > MAX_EVALUATIONS:
     raise ValueError(
-        f"stability_profile evaluates (T + 1)(oversample·T + 1) ="
-        f" {evaluations:.3g} products, more than the {MAX_EVALUATIONS:.0e} it"
-        f" allows, got step_sizes of length T={num_steps} and {oversample=};"
-        " lower oversample or profile a shorter schedule."
+      f"stability_profile evaluates (T + 1)(oversample·T + 1) ="
+      f" {evaluations:.3g} products, more than the {MAX_EVALUATIONS:.0e} it"
+      f" allows, got step_sizes of length T={num_steps} and {oversample=};"
+      " lower oversample or profile a shorter schedule."
     )
   with np.errstate(over="ignore"):  # Beyond float64's range: inf.
     single = np.maximum(np.abs(1.0 - steps * m), np.abs(1.0 - steps * big_m))
@@ -170,7 +176,7 @@ def stability_profile(
   chunk = max(1, _CHUNK_ELEMENTS // (num_steps + 1))
   tiny = np.finfo(np.float64).tiny
   for start in range(0, lam.size, chunk):
-    lam_c = lam[start:start + chunk]
+    lam_c = lam[start : start + chunk]
     with np.errstate(over="ignore", invalid="ignore"):
       product = np.outer(steps, lam_c)
       log_factor = np.log(np.maximum(np.abs(1.0 - product), tiny))
@@ -189,9 +195,9 @@ def stability_profile(
 
   with np.errstate(over="ignore"):  # Beyond float64's range: inf.
     return StabilityProfile(
-        final=float(np.exp(final)),
-        max_prefix=float(np.exp(max_prefix)),
-        max_suffix=float(np.exp(max_suffix)),
-        max_block=float(np.exp(max_block)),
-        max_single_step=float(single.max()),
+      final=float(np.exp(final)),
+      max_prefix=float(np.exp(max_prefix)),
+      max_suffix=float(np.exp(max_suffix)),
+      max_block=float(np.exp(max_block)),
+      max_single_step=float(single.max()),
     )

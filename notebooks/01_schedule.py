@@ -44,26 +44,34 @@ print(f"QUICK = {QUICK}")
 
 # %%
 # %matplotlib inline
+from IPython.display import Markdown
+from IPython.display import display
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
 
 import fractal_optax
 
 jax.config.update("jax_enable_x64", True)  # float64 pictures
-plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "font.size": 9,
-                     "axes.grid": True, "grid.alpha": 0.3})
+plt.rcParams.update(
+  {
+    "figure.dpi": 80,
+    "savefig.dpi": 80,
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+  }
+)
 
 
 def markdown_table(rows, columns):
   """A Markdown table of dicts, numbers with 4 significant digits."""
   fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(columns) + " |",
-           "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |"
-            for r in rows]
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += [
+    "| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows
+  ]
   return "\n".join(lines)
 
 
@@ -103,12 +111,16 @@ counts = jnp.arange(48)
 ax = axes[0, 0]
 ax.plot(counts, schedule(counts), ".-", lw=0.8)
 ax.set_title("fractal_chebyshev_schedule(16, 0.01, 1.0), three cycles")
-for ax, (t, kappa) in zip((axes[0, 1], axes[1, 0]), ((64, 1e2), (256, 1e4))):
+for ax, (t, kappa) in zip(
+  (axes[0, 1], axes[1, 0]), ((64, 1e2), (256, 1e4)), strict=True
+):
   values = np.asarray(
-      fractal_optax.fractal_chebyshev_step_sizes(t, 1 / kappa, 1.0))
+    fractal_optax.fractal_chebyshev_step_sizes(t, 1 / kappa, 1.0)
+  )
   ax.vlines(np.arange(t), values.min(), values, lw=0.9 if t <= 64 else 0.6)
-  ax.set_title(f"T = {t}, κ = {kappa:g}: "
-               f"{np.mean(values > 2):.0%} of the steps > 2/M")
+  ax.set_title(
+    f"T = {t}, κ = {kappa:g}: {np.mean(values > 2):.0%} of the steps > 2/M"
+  )
 for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
   ax.axhline(2.0, color="k", ls=":", lw=0.8)
   ax.set_yscale("log")
@@ -143,15 +155,21 @@ for kappa in (10.0, 100.0, 1e4):
   row = {"κ": f"{kappa:g}", "√κ": float(np.sqrt(kappa))}
   for t in (8, 16, 64):
     values = np.asarray(
-        fractal_optax.fractal_chebyshev_step_sizes(t, 1 / kappa, 1.0))
+      fractal_optax.fractal_chebyshev_step_sizes(t, 1 / kappa, 1.0)
+    )
     formula = np.sqrt(kappa) * (1 - rho ** (2 * t)) / (1 + rho ** (2 * t))
     row[f"mean, T = {t}"] = f"{values.mean():.4g} ({formula:.4g})"
   row["largest, T = 8"] = float(
-      fractal_optax.chebyshev_step_sizes(8, 1 / kappa, 1.0)[0])
+    fractal_optax.chebyshev_step_sizes(8, 1 / kappa, 1.0)[0]
+  )
   rows.append(row)
-display(Markdown("Mean of the `fractal_chebyshev_step_sizes(T, 1/κ, 1)` "
-                 "of one cycle (in brackets: the closed form):\n\n"
-                 + markdown_table(rows, list(rows[0]))))
+display(
+  Markdown(
+    "Mean of the `fractal_chebyshev_step_sizes(T, 1/κ, 1)` "
+    "of one cycle (in brackets: the closed form):\n\n"
+    + markdown_table(rows, list(rows[0]))
+  )
+)
 
 
 # %% [markdown]
@@ -164,35 +182,50 @@ display(Markdown("Mean of the `fractal_chebyshev_step_sizes(T, 1/κ, 1)` "
 # $2/(M+m)$ reach only $\big((\kappa-1)/(\kappa+1)\big)^T$. Above $M$ the
 # polynomial explodes: *over*-estimate $M$.
 
+
 # %%
 def residual(step_sizes, lam):
   return np.prod(1.0 - np.outer(step_sizes, lam), axis=0)
 
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-for ax, (t, kappa, log) in zip(axes, ((5, 10.0, False), (16, 100.0, True))):
+for ax, (t, kappa, log) in zip(
+  axes, ((5, 10.0, False), (16, 100.0, True)), strict=True
+):
   m, M = 1 / kappa, 1.0
   step_sizes = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(t, m, M))
   bound = fractal_optax.chebyshev_error_bound(t, m, M)
-  lam = (np.geomspace(m / 4, 1.1 * M, 4001) if log
-         else np.linspace(0, 1.08 * M, 4001))
+  lam = (
+    np.geomspace(m / 4, 1.1 * M, 4001)
+    if log
+    else np.linspace(0, 1.08 * M, 4001)
+  )
   p = residual(step_sizes, lam)
   gd = (1 - 2 * lam / (M + m)) ** t
   ax.axvspan(m, M, color="C2", alpha=0.08, label="[m, M]")
   if log:
     ax.loglog(lam, np.abs(p), lw=1.2, label="|p(λ)|, fractal Chebyshev")
-    ax.loglog(lam, np.abs(gd), lw=1, ls="--",
-              label="|1 − 2λ/(M+m)|^T, constant step")
+    ax.loglog(
+      lam, np.abs(gd), lw=1, ls="--", label="|1 − 2λ/(M+m)|^T, constant step"
+    )
     ax.set_ylim(1e-4, 1e3)
   else:
     ax.plot(lam, p, lw=1.2, label="p(λ), fractal Chebyshev")
     ax.plot(lam, gd, lw=1, ls="--", label="(1 − 2λ/(M+m))^T, constant step")
     ax.axhline(-bound, color="k", ls=":", lw=0.8)
     ax.set_ylim(-0.15, 1.05)
-  ax.axhline(bound, color="k", ls=":", lw=0.8,
-             label=f"±1/T_T(z₀) = {bound:.3g}")
-  ax.plot(1 / step_sizes, np.full(t, bound if log else 0.0), "o", ms=4,
-          mfc="none", color="C3", label="nodes λ_i = 1/η_i")
+  ax.axhline(
+    bound, color="k", ls=":", lw=0.8, label=f"±1/T_T(z₀) = {bound:.3g}"
+  )
+  ax.plot(
+    1 / step_sizes,
+    np.full(t, bound if log else 0.0),
+    "o",
+    ms=4,
+    mfc="none",
+    color="C3",
+    label="nodes λ_i = 1/η_i",
+  )
   ax.set_title(f"T = {t}, κ = {kappa:g}" + (" (log-log)" if log else ""))
   ax.set_xlabel("eigenvalue λ")
   ax.legend(fontsize=7, loc="upper right" if not log else "lower left")
@@ -201,14 +234,21 @@ fig.tight_layout()
 t, m, M = 16, 0.01, 1.0
 fractal = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(t, m, M))
 lam = np.linspace(m, M, 20001)
-print(f"T = {t}, κ = {M / m:g}: max |p| on [m, M] = "
-      f"{np.abs(residual(fractal, lam)).max():.6g}, chebyshev_error_bound = "
-      f"{fractal_optax.chebyshev_error_bound(t, m, M):.6g}, "
-      f"constant step: {((M - m) / (M + m)) ** t:.3g}")
-print("same polynomial in any order: max difference to the sorted order "
-      f"{np.abs(residual(fractal, lam) - residual(np.sort(fractal), lam)).max():.1e}")
-print("an eigenvalue at 1.05 M is multiplied by "
-      f"{abs(residual(fractal, [1.05 * M])[0]):.3g}")
+print(
+  f"T = {t}, κ = {M / m:g}: max |p| on [m, M] = "
+  f"{np.abs(residual(fractal, lam)).max():.6g}, chebyshev_error_bound = "
+  f"{fractal_optax.chebyshev_error_bound(t, m, M):.6g}, constant step: "
+  f"{((M - m) / (M + m)) ** t:.3g}"
+)
+difference = residual(fractal, lam) - residual(np.sort(fractal), lam)
+print(
+  "same polynomial in any order: max difference to the sorted order "
+  f"{np.abs(difference).max():.1e}"
+)
+print(
+  "an eigenvalue at 1.05 M is multiplied by "
+  f"{abs(residual(fractal, [1.05 * M])[0]):.3g}"
+)
 
 # %% [markdown]
 # ## Why the order matters: prefix, suffix and block amplification
@@ -224,6 +264,7 @@ print("an eigenvalue at 1.05 M is multiplied by "
 # fractal prefix never exceeds the largest single step's
 # $\eta_{\max} M - 1 < \kappa$, and its suffixes never amplify at all.
 
+
 # %%
 def step_order(name, num_steps, seed=0):
   """Indices into the largest-first steps, in the order they are taken."""
@@ -236,8 +277,9 @@ def step_order(name, num_steps, seed=0):
   if name == "random":
     return np.random.default_rng(seed).permutation(num_steps)
   if name == "filtered":  # next power of two's order, indices >= T dropped
-    full = np.asarray(fractal_optax.fractal_order(
-        1 << (num_steps - 1).bit_length()))
+    full = np.asarray(
+      fractal_optax.fractal_order(1 << (num_steps - 1).bit_length())
+    )
     return full[full < num_steps]
   raise ValueError(f"unknown order, got {name=}")
 
@@ -251,18 +293,20 @@ ordered = {name: steps[step_order(name, t_len)] for name in names}
 
 def sup(step_sizes):
   return fractal_optax.stability_profile(
-      step_sizes, m, M, oversample=OVERSAMPLE).final
+    step_sizes, m, M, oversample=OVERSAMPLE
+  ).final
 
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 for name in names[:3]:
   s = ordered[name]
-  axes[0].semilogy(range(1, t_len + 1),
-                   [sup(s[:t]) for t in range(1, t_len + 1)], label=name)
-  axes[1].semilogy(range(t_len), [sup(s[t:]) for t in range(t_len)],
-                   label=name)
+  axes[0].semilogy(
+    range(1, t_len + 1), [sup(s[:t]) for t in range(1, t_len + 1)], label=name
+  )
+  axes[1].semilogy(range(t_len), [sup(s[t:]) for t in range(t_len)], label=name)
 axes[0].set_title(
-    f"prefix: sup |∏_{{s<t}} (1 − η_s λ)|, T = {t_len}, κ = {kappa:g}")
+  f"prefix: sup |∏_{{s<t}} (1 − η_s λ)|, T = {t_len}, κ = {kappa:g}"
+)
 axes[1].set_title("suffix: sup |∏_{s≥t} (1 − η_s λ)|")
 for ax in axes:
   ax.axhline(1.0, color="k", lw=0.6)
@@ -270,12 +314,31 @@ for ax in axes:
   ax.legend(fontsize=8)
 fig.tight_layout()
 
-rows = [{"order": name, **fractal_optax.stability_profile(
-    ordered[name], m, M, oversample=OVERSAMPLE)._asdict()} for name in names]
-display(Markdown(
-    f"`stability_profile`, T = {t_len}, κ = {kappa:g}:\n\n" + markdown_table(
-        rows, ["order", "final", "max_prefix", "max_suffix", "max_block",
-               "max_single_step"])))
+rows = [
+  {
+    "order": name,
+    **fractal_optax.stability_profile(
+      ordered[name], m, M, oversample=OVERSAMPLE
+    )._asdict(),
+  }
+  for name in names
+]
+display(
+  Markdown(
+    f"`stability_profile`, T = {t_len}, κ = {kappa:g}:\n\n"
+    + markdown_table(
+      rows,
+      [
+        "order",
+        "final",
+        "max_prefix",
+        "max_suffix",
+        "max_block",
+        "max_single_step",
+      ],
+    )
+  )
+)
 
 # %% [markdown]
 # All four orders end at the same `final` value, $1/T_T(z_0)$. The fractal
@@ -299,17 +362,28 @@ for t in ODD_NUM_STEPS:
   steps = np.asarray(fractal_optax.chebyshev_step_sizes(t, m, M))
   for name in ("fractal", "filtered", "largest_first"):
     profile = fractal_optax.stability_profile(
-        steps[step_order(name, t)], m, M, oversample=OVERSAMPLE)
-    rows.append({"T": t, "order": name, "final": profile.final,
-                 "max_suffix": profile.max_suffix,
-                 "max_block": profile.max_block,
-                 "max_block / floor": profile.max_block
-                 / profile.max_single_step})
-display(Markdown(
+      steps[step_order(name, t)], m, M, oversample=OVERSAMPLE
+    )
+    rows.append(
+      {
+        "T": t,
+        "order": name,
+        "final": profile.final,
+        "max_suffix": profile.max_suffix,
+        "max_block": profile.max_block,
+        "max_block / floor": profile.max_block / profile.max_single_step,
+      }
+    )
+display(
+  Markdown(
     f"κ = {kappa:g}; floor = `max_single_step` = η_max·M − 1, the least any "
-    "order can have:\n\n" + markdown_table(
-        rows, ["T", "order", "final", "max_suffix", "max_block",
-               "max_block / floor"])))
+    "order can have:\n\n"
+    + markdown_table(
+      rows,
+      ["T", "order", "final", "max_suffix", "max_block", "max_block / floor"],
+    )
+  )
+)
 
 fig, ax = plt.subplots(figsize=(11, 2.6))
 values = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(100, 1e-3, 1.0))

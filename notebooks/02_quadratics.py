@@ -30,8 +30,9 @@ import os
 
 # CI runs the notebooks with FRACTAL_OPTAX_NOTEBOOK_QUICK=1: the knobs shrink.
 QUICK = os.environ.get("FRACTAL_OPTAX_NOTEBOOK_QUICK", "0") == "1"
-ACCEL_KAPPAS = ((10.0, 100.0) if QUICK
-                else (10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4))
+ACCEL_KAPPAS = (
+  (10.0, 100.0) if QUICK else (10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4)
+)
 ORDERS_NUM_STEPS = (64, 256) if QUICK else (16, 64, 100, 256, 1000)
 NOISE_NUM_STEPS = 64 if QUICK else 128
 NOISE_REPEATS = 2 if QUICK else 5
@@ -40,35 +41,46 @@ print(f"QUICK = {QUICK}")
 
 # %%
 # %matplotlib inline
-import functools
 import math
 
+from IPython.display import Markdown
+from IPython.display import display
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
-from IPython.display import Markdown, display
 
 import fractal_optax
 
 jax.config.update("jax_enable_x64", True)  # float64 unless asked otherwise
-plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "font.size": 9,
-                     "axes.grid": True, "grid.alpha": 0.3})
+plt.rcParams.update(
+  {
+    "figure.dpi": 80,
+    "savefig.dpi": 80,
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+  }
+)
 DIM, SEED, TOLERANCE = 32, 0, 1e-6
 ORDERS = ("fractal", "largest_first", "smallest_first", "random", "filtered")
-STYLE = {"fractal": ("C0", "-"), "largest_first": ("C3", "--"),
-         "smallest_first": ("C1", "--"), "random": ("C7", ":"),
-         "filtered": ("C2", "-.")}
+STYLE = {
+  "fractal": ("C0", "-"),
+  "largest_first": ("C3", "--"),
+  "smallest_first": ("C1", "--"),
+  "random": ("C7", ":"),
+  "filtered": ("C2", "-."),
+}
 
 
 def markdown_table(rows, columns):
   """A Markdown table of dicts, numbers with 4 significant digits."""
   fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(columns) + " |",
-           "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |"
-            for r in rows]
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += [
+    "| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows
+  ]
   return "\n".join(lines)
 
 
@@ -102,8 +114,9 @@ def step_order(name, num_steps, seed=SEED):
   if name == "random":
     return np.random.default_rng(seed).permutation(num_steps)
   if name == "filtered":  # next power of two's order, indices >= T dropped
-    full = np.asarray(fractal_optax.fractal_order(
-        1 << (num_steps - 1).bit_length()))
+    full = np.asarray(
+      fractal_optax.fractal_order(1 << (num_steps - 1).bit_length())
+    )
     return full[full < num_steps]
   raise ValueError(f"unknown order, got {name=}")
 
@@ -123,6 +136,7 @@ def step_order(name, num_steps, seed=SEED):
 # a factor $\eta_{\max}M - 1 < \kappa$) and in float32 they follow float64
 # down to float32's floor $\kappa u_{32} \approx 6\cdot10^{-4}$.
 
+
 # %%
 def gradient_descent(problem, step_sizes, dtype):
   """Errors ‖x_t − x*‖ after each step x ← x − η_t (Ax − b), all in dtype."""
@@ -141,39 +155,58 @@ ORDERS_KAPPA, FIGURE_NUM_STEPS = 1e4, 256
 problem = make_quadratic(DIM, ORDERS_KAPPA, dense=True)
 records, curves = [], {}
 for t_len in sorted(set(ORDERS_NUM_STEPS) | {FIGURE_NUM_STEPS}):
-  steps = np.asarray(fractal_optax.chebyshev_step_sizes(
-      t_len, 1 / ORDERS_KAPPA, 1.0))  # float64, largest first
+  steps = np.asarray(
+    fractal_optax.chebyshev_step_sizes(t_len, 1 / ORDERS_KAPPA, 1.0)
+  )  # float64, largest first
   for dtype in ("float64", "float32"):
     for name in ORDERS:
-      errors = gradient_descent(problem, steps[step_order(name, t_len)],
-                                np.dtype(dtype))
+      errors = gradient_descent(
+        problem, steps[step_order(name, t_len)], np.dtype(dtype)
+      )
       bad = np.flatnonzero(~np.isfinite(errors))
-      records.append({
-          "T": t_len, "dtype": dtype, "order": name,
+      records.append(
+        {
+          "T": t_len,
+          "dtype": dtype,
+          "order": name,
           "bound": fractal_optax.chebyshev_error_bound(
-              t_len, 1 / ORDERS_KAPPA, 1.0),
-          "final": errors[-1], "max": errors.max(),
-          "first_nonfinite": int(bad[0]) + 1 if bad.size else None})
+            t_len, 1 / ORDERS_KAPPA, 1.0
+          ),
+          "final": errors[-1],
+          "max": errors.max(),
+          "first_nonfinite": int(bad[0]) + 1 if bad.size else None,
+        }
+      )
       if t_len == FIGURE_NUM_STEPS:
         curves[dtype, name] = errors
 
 bound = fractal_optax.chebyshev_error_bound(
-    FIGURE_NUM_STEPS, 1 / ORDERS_KAPPA, 1.0)
+  FIGURE_NUM_STEPS, 1 / ORDERS_KAPPA, 1.0
+)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-for ax, dtype in zip(axes, ("float64", "float32")):
+for ax, dtype in zip(axes, ("float64", "float32"), strict=True):
   for name in ORDERS:
     y, (color, ls) = curves[dtype, name], STYLE[name]
     main = name == "fractal"
-    ax.semilogy(np.arange(1, y.size + 1), y, color=color, ls=ls,
-                lw=1.6 if main else 1, zorder=3 if main else 2, label=name)
+    ax.semilogy(
+      np.arange(1, y.size + 1),
+      y,
+      color=color,
+      ls=ls,
+      lw=1.6 if main else 1,
+      zorder=3 if main else 2,
+      label=name,
+    )
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:  # drawn at the top of the panel
       ax.plot(bad[0] + 1, 1e24, "x", color=color, ms=8, clip_on=False)
   ax.axhline(bound, color="k", ls=":", lw=0.8, label="Chebyshev bound")
   ax.axhline(1.0, color="k", lw=0.5)
   ax.set_ylim(1e-4, 1e25)
-  ax.set_title(f"{dtype}, κ = {ORDERS_KAPPA:g}, T = {FIGURE_NUM_STEPS} "
-               "(x: inf/NaN from here on)")
+  ax.set_title(
+    f"{dtype}, κ = {ORDERS_KAPPA:g}, T = {FIGURE_NUM_STEPS} "
+    "(x: inf/NaN from here on)"
+  )
   ax.set_xlabel("iteration t")
 axes[0].set_ylabel("‖x_t − x*‖ / ‖x_0 − x*‖")
 axes[0].legend(fontsize=7)
@@ -193,14 +226,19 @@ for r in records:
   row = table.setdefault(r["T"], {"T": r["T"], "bound": r["bound"]})
   if r["dtype"] == "float32" or r["order"] == "fractal":
     row[f"{r['order']} {r['dtype']}"] = cell(r)
-columns = (["T", "bound", "fractal float64"]
-           + [f"{o} float32" for o in ORDERS])
-display(Markdown("Final error at κ = 10⁴:\n\n"
-                 + markdown_table(list(table.values()), columns)))
+columns = ["T", "bound", "fractal float64"] + [f"{o} float32" for o in ORDERS]
+display(
+  Markdown(
+    "Final error at κ = 10⁴:\n\n"
+    + markdown_table(list(table.values()), columns)
+  )
+)
 for r in records:
   if r["order"] == "fractal" and r["T"] in ORDERS_NUM_STEPS:
-    print(f"fractal, {r['dtype']}, T = {r['T']}: largest error along the way "
-          f"{r['max']:.3g}, final {r['final']:.3g}")
+    print(
+      f"fractal, {r['dtype']}, T = {r['T']}: largest error along the way "
+      f"{r['max']:.3g}, final {r['final']:.3g}"
+    )
 
 # %% [markdown]
 # ## Iterations to $\varepsilon$ against $\kappa$
@@ -208,8 +246,10 @@ for r in records:
 # Diagonal float64 problems, $\varepsilon = 10^{-6}$, every method an
 # `optax.GradientTransformation` run by the same loop:
 #
-# - `gd`: `optax.sgd(2/(M+m))`, the best constant step; `gd_1/M`: `optax.sgd(1/M)`;
-# - `heavy_ball`: Polyak's constants, `optax.sgd(4/(√M+√m)², momentum=((√κ−1)/(√κ+1))²)`;
+# - `gd`: `optax.sgd(2/(M+m))`, the best constant step; `gd_1/M`:
+#   `optax.sgd(1/M)`;
+# - `heavy_ball`: Polyak's constants,
+#   `optax.sgd(4/(√M+√m)², momentum=((√κ−1)/(√κ+1))²)`;
 # - `nesterov`: `optax.sgd(1/M, momentum=(√κ−1)/(√κ+1), nesterov=True)`;
 # - `silver`: the silver step sizes of Altschuler & Parrilo
 #   ([2023](https://arxiv.org/abs/2309.07879)), their saturated block repeated;
@@ -244,17 +284,18 @@ def methods(m, M):
   sk = math.sqrt(M / m)
   silver = silver_step_sizes(m, M)
   return {
-      "gd": optax.sgd(2 / (M + m)),
-      "gd_1/M": optax.sgd(1 / M),
-      "heavy_ball": optax.sgd(4 / (math.sqrt(M) + math.sqrt(m)) ** 2,
-                              momentum=((sk - 1) / (sk + 1)) ** 2),
-      "nesterov": optax.sgd(1 / M, momentum=(sk - 1) / (sk + 1),
-                            nesterov=True),
-      "silver": optax.sgd(lambda count: jnp.asarray(silver)[
-          count % silver.size]),
-      "fractal": fractal_optax.fractal_sgd(
-          fractal_optax.chebyshev_num_steps(m, M, TOLERANCE), m, M),
-      "fractal_T16": fractal_optax.fractal_sgd(16, m, M),
+    "gd": optax.sgd(2 / (M + m)),
+    "gd_1/M": optax.sgd(1 / M),
+    "heavy_ball": optax.sgd(
+      4 / (math.sqrt(M) + math.sqrt(m)) ** 2,
+      momentum=((sk - 1) / (sk + 1)) ** 2,
+    ),
+    "nesterov": optax.sgd(1 / M, momentum=(sk - 1) / (sk + 1), nesterov=True),
+    "silver": optax.sgd(lambda count: jnp.asarray(silver)[count % silver.size]),
+    "fractal": fractal_optax.fractal_sgd(
+      fractal_optax.chebyshev_num_steps(m, M, TOLERANCE), m, M
+    ),
+    "fractal_T16": fractal_optax.fractal_sgd(16, m, M),
   }
 
 
@@ -273,8 +314,9 @@ def iterations_to_tolerance(tx, eigenvalues, rhs, solution):
     return optax.apply_updates(x, updates), state, t + 1
 
   x0 = jnp.zeros_like(rhs)
-  x, _, t = jax.jit(lambda: jax.lax.while_loop(
-      not_done, step, (x0, tx.init(x0), 0)))()
+  x, _, t = jax.jit(
+    lambda: jax.lax.while_loop(not_done, step, (x0, tx.init(x0), 0))
+  )()
   done = jnp.linalg.norm(x - solution) <= target
   return int(t) if done else None
 
@@ -284,25 +326,48 @@ for kappa in ACCEL_KAPPAS:
   m, M = 1 / kappa, 1.0
   problem = make_quadratic(DIM, kappa, dense=False)
   for name, tx in methods(m, M).items():
-    accel.append({"κ": kappa, "method": name,
-                  "iterations": iterations_to_tolerance(tx, *problem)})
-  accel.append({"κ": kappa, "method": "bound predicts",
-                "iterations": fractal_optax.chebyshev_num_steps(
-                    m, M, TOLERANCE)})
+    accel.append(
+      {
+        "κ": kappa,
+        "method": name,
+        "iterations": iterations_to_tolerance(tx, *problem),
+      }
+    )
+  accel.append(
+    {
+      "κ": kappa,
+      "method": "bound predicts",
+      "iterations": fractal_optax.chebyshev_num_steps(m, M, TOLERANCE),
+    }
+  )
 
 names = list(dict.fromkeys(r["method"] for r in accel))[:-1]
 fig, ax = plt.subplots(figsize=(7, 4.4))
 for i, name in enumerate(names):
-  points = [(r["κ"], r["iterations"]) for r in accel
-            if r["method"] == name and r["iterations"]]
+  points = [
+    (r["κ"], r["iterations"])
+    for r in accel
+    if r["method"] == name and r["iterations"]
+  ]
   if points:
-    ax.loglog(*zip(*points), "o-" if name == "fractal" else ".-",
-              lw=2 if name == "fractal" else 1, color=f"C{i}", label=name)
+    ax.loglog(
+      *zip(*points, strict=True),
+      "o-" if name == "fractal" else ".-",
+      lw=2 if name == "fractal" else 1,
+      color=f"C{i}",
+      label=name,
+    )
 k = np.geomspace(min(ACCEL_KAPPAS), max(ACCEL_KAPPAS), 50)
-ax.loglog(k, 0.5 * np.sqrt(k) * math.log(2 / TOLERANCE), "k--", lw=0.8,
-          label="½√κ·ln(2/ε)")
-ax.loglog(k, 0.5 * k * math.log(1 / TOLERANCE), "k:", lw=0.8,
-          label="½κ·ln(1/ε)")
+ax.loglog(
+  k,
+  0.5 * np.sqrt(k) * math.log(2 / TOLERANCE),
+  "k--",
+  lw=0.8,
+  label="½√κ·ln(2/ε)",
+)
+ax.loglog(
+  k, 0.5 * k * math.log(1 / TOLERANCE), "k:", lw=0.8, label="½κ·ln(1/ε)"
+)
 ax.set_xlabel("condition number κ")
 ax.set_ylabel(f"iterations to error ≤ {TOLERANCE:g}")
 ax.legend(fontsize=7, ncol=2)
@@ -312,8 +377,11 @@ table = {}
 for r in accel:
   row = table.setdefault(r["κ"], {"κ": f"{r['κ']:g}"})
   row[r["method"]] = r["iterations"] if r["iterations"] is not None else "—"
-display(Markdown(markdown_table(list(table.values()),
-                                ["κ", *names, "bound predicts"])))
+display(
+  Markdown(
+    markdown_table(list(table.values()), ["κ", *names, "bound predicts"])
+  )
+)
 
 # %% [markdown]
 # ## Negative progress: the loss goes up, the error still meets the bound
@@ -326,8 +394,7 @@ display(Markdown(markdown_table(list(table.values()),
 # %%
 kappa, t_len = 1e3, 64
 m, M = 1 / kappa, 1.0
-matrix, rhs, solution = map(jnp.asarray,
-                            make_quadratic(DIM, kappa, dense=True))
+matrix, rhs, solution = map(jnp.asarray, make_quadratic(DIM, kappa, dense=True))
 tx = fractal_optax.fractal_sgd(t_len, m, M)
 
 
@@ -347,18 +414,27 @@ xs = one_cycle(jnp.zeros_like(rhs))
 excess = jax.vmap(lambda x: 0.5 * (x - solution) @ matrix @ (x - solution))(xs)
 loss = np.asarray(excess / excess[0])
 up = np.flatnonzero(loss[1:] > loss[:-1]) + 1
-final_error = float(jnp.linalg.norm(xs[-1] - solution)
-                    / jnp.linalg.norm(solution))
+final_error = float(
+  jnp.linalg.norm(xs[-1] - solution) / jnp.linalg.norm(solution)
+)
 bound = fractal_optax.chebyshev_error_bound(t_len, m, M)
 step_sizes = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(t_len, m, M))
 
-fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1.3]})
-top.semilogy(np.arange(t_len + 1), loss, ".-", lw=1,
-             label="(f(x_t) − f*) / (f(x_0) − f*)")
-top.semilogy(up, loss[up], "o", mfc="none", color="C3",
-             label="steps that increased the loss")
-top.axhline(bound ** 2, color="k", ls=":", lw=0.8, label="(Chebyshev bound)²")
+fig, (top, bottom) = plt.subplots(
+  2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+)
+top.semilogy(
+  np.arange(t_len + 1), loss, ".-", lw=1, label="(f(x_t) − f*) / (f(x_0) − f*)"
+)
+top.semilogy(
+  up,
+  loss[up],
+  "o",
+  mfc="none",
+  color="C3",
+  label="steps that increased the loss",
+)
+top.axhline(bound**2, color="k", ls=":", lw=0.8, label="(Chebyshev bound)²")
 top.set_title(f"one fractal cycle, κ = {kappa:g}, T = {t_len}")
 top.legend(fontsize=7)
 bottom.bar(np.arange(1, t_len + 1), step_sizes, width=0.8, color="C0")
@@ -367,10 +443,12 @@ bottom.set_yscale("log")
 bottom.set_ylabel("η_t (step t−1 → t)")
 bottom.set_xlabel("t")
 fig.tight_layout()
-print(f"{up.size} of {t_len} steps increase the loss ({up.size / t_len:.0%}), "
-      f"the largest by a factor {np.max(loss[1:] / loss[:-1]):.3g}; "
-      f"final error {final_error:.3g} ≤ bound {bound:.3g}: "
-      f"{final_error <= bound}")
+print(
+  f"{up.size} of {t_len} steps increase the loss ({up.size / t_len:.0%}), "
+  f"the largest by a factor {np.max(loss[1:] / loss[:-1]):.3g}; "
+  f"final error {final_error:.3g} ≤ bound {bound:.3g}: "
+  f"{final_error <= bound}"
+)
 
 # %% [markdown]
 # ## Noisy gradients
@@ -414,17 +492,24 @@ for name in ORDERS:
   row = table.setdefault(name, {"order": name})
   for sigma in sigmas:
     s = sigma * scale0
-    finals = [noisy_run(ordered, s, np.random.default_rng([SEED, i]))
-              for i in range(NOISE_REPEATS)]
+    finals = [
+      noisy_run(ordered, s, np.random.default_rng([SEED, i]))
+      for i in range(NOISE_REPEATS)
+    ]
     med = np.median(finals)
     row[f"σ = {sigma:g}"] = (
-        ("inf/NaN" if not np.isfinite(med) else f"{med:.3g}")
-        + (f" ({predicted_noise(ordered, s):.2g})" if sigma else ""))
-display(Markdown(
+      "inf/NaN" if not np.isfinite(med) else f"{med:.3g}"
+    ) + (f" ({predicted_noise(ordered, s):.2g})" if sigma else "")
+display(
+  Markdown(
     f"T = {t_len}, κ = {kappa:g}, bound "
     f"{fractal_optax.chebyshev_error_bound(t_len, m, M):.3g}, median of "
-    f"{NOISE_REPEATS} draws:\n\n" + markdown_table(
-        list(table.values()), ["order"] + [f"σ = {s:g}" for s in sigmas])))
+    f"{NOISE_REPEATS} draws:\n\n"
+    + markdown_table(
+      list(table.values()), ["order"] + [f"σ = {s:g}" for s in sigmas]
+    )
+  )
+)
 
 # %% [markdown]
 # **Takeaways.** The fractal schedule reaches $\varepsilon$ in about

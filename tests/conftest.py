@@ -12,16 +12,29 @@ import pathlib
 import pytest
 
 _BENCHMARK_TESTS = {
-    "test_baselines.py", "test_cli.py", "test_curvature_benchmark.py",
-    "test_input_pipeline.py", "test_logreg.py", "test_multiprocess.py",
-    "test_order_stability_benchmark.py", "test_quadratic_benchmark.py",
-    "test_readme.py", "test_resnet.py", "test_resume.py",
+  "test_baselines.py",
+  "test_cli.py",
+  "test_curvature_benchmark.py",
+  "test_input_pipeline.py",
+  "test_logreg.py",
+  "test_multiprocess.py",
+  "test_order_stability_benchmark.py",
+  "test_quadratic_benchmark.py",
+  "test_readme.py",
+  "test_resnet.py",
+  "test_resume.py",
 }
 _NOTEBOOK_TESTS = {"test_notebooks.py"}
 _NEEDS = {
-    "benchmarks": ("flax", "scipy", "matplotlib", "tqdm", "orbax.checkpoint",
-                   "mlxtend"),
-    "notebooks": ("flax", "matplotlib", "mlxtend", "nbclient", "jupytext"),
+  "benchmarks": (
+    "flax",
+    "scipy",
+    "matplotlib",
+    "tqdm",
+    "orbax.checkpoint",
+    "mlxtend",
+  ),
+  "notebooks": ("flax", "matplotlib", "mlxtend", "nbclient", "jupytext"),
 }
 
 
@@ -41,8 +54,9 @@ def _tier(name: str) -> str | None:
 
 
 collect_ignore = [
-    name for name in sorted(_BENCHMARK_TESTS | _NOTEBOOK_TESTS)
-    if not all(_installed(m) for m in _NEEDS[_tier(name)])
+  name
+  for name in sorted(_BENCHMARK_TESTS | _NOTEBOOK_TESTS)
+  if not all(_installed(m) for m in _NEEDS[_tier(name)])
 ]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 mpmath.mp.dps = 40
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _step_sizes(num_steps, m, big_m):
   m, big_m = mpmath.mpf(m), mpmath.mpf(big_m)
   out = []

@@ -36,18 +36,21 @@ def _logistic(lam=1e-2, n=64, d=8, seed=0):
 
   def loss(w):
     logits = x @ w
-    return (jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
-            + 0.5 * lam * jnp.sum(w * w))
+    return jnp.mean(
+      optax.sigmoid_binary_cross_entropy(logits, y)
+    ) + 0.5 * lam * jnp.sum(w * w)
 
   return loss, jnp.zeros(d, jnp.float32)
 
 
 def _bind(opt, loss):
   """``opt.update`` with ``value_fn=loss`` bound (so that it can be jitted)."""
+
   def update(grad, state, x, value):
     if isinstance(opt, optax.GradientTransformationExtraArgs):
       return opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
     return opt.update(grad, state, x)
+
   return update
 
 
@@ -68,50 +71,57 @@ def _run(opt, loss, x0, num_updates, variant=None):
   return np.asarray(losses), state, x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_run(num_steps, kappa, guess, num_updates):
   """A compiled loop on the quadratic (shared by several tests)."""
   loss, x0 = _quadratic(kappa)
   opt = fractal_optax.adaptive_fractal_sgd(
-      num_steps, min_curvature=1.0 / kappa, max_curvature=guess)
+    num_steps, min_curvature=1.0 / kappa, max_curvature=guess
+  )
 
   @jax.jit
   def run(x0):
     def body(carry, _):
       x, state = carry
       value, grad = jax.value_and_grad(loss)(x)
-      updates, state = opt.update(grad, state, x, value=value, grad=grad,
-                                  value_fn=loss)
+      updates, state = opt.update(
+        grad, state, x, value=value, grad=grad, value_fn=loss
+      )
       return (optax.apply_updates(x, updates), state), value
-    (x, state), values = jax.lax.scan(body, (x0, opt.init(x0)), None,
-                                      length=num_updates)
+
+    (x, state), values = jax.lax.scan(
+      body, (x0, opt.init(x0)), None, length=num_updates
+    )
     return x, state, values
 
   return loss, x0, run
 
 
 class AdaptiveFractalTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_without_jit_equals_jit(self):
     loss, x0 = _quadratic(100.0)
     opt = fractal_optax.adaptive_fractal_sgd(
-        8, min_curvature=0.01, max_curvature=0.01)
+      8, min_curvature=0.01, max_curvature=0.01
+    )
     _, state, x = _run(opt, loss, x0, 9, variant=self.variant)
     _, state_ref, x_ref = _run(opt, loss, x0, 9, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-5, atol=1e-7)
-    chex.assert_trees_all_close(state.max_curvature, state_ref.max_curvature,
-                                rtol=1e-5)
+    chex.assert_trees_all_close(
+      state.max_curvature, state_ref.max_curvature, rtol=1e-5
+    )
     self.assertEqual(int(state.position), 1)
     self.assertEqual(int(state.num_accepted), 1)
 
   @parameterized.named_parameters(
-      ("m_too_low", 0.01), ("m_too_high", 100.0), ("no_guess", None))
+    ("m_too_low", 0.01), ("m_too_high", 100.0), ("no_guess", None)
+  )
   def test_wrong_max_curvature_is_corrected(self, guess):
     kappa, t = 100.0, 16
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(
-        t, min_curvature=1.0 / kappa, max_curvature=guess)
+      t, min_curvature=1.0 / kappa, max_curvature=guess
+    )
     losses, state, _ = _run(opt, loss, x0, 3 * t, variant=jax.jit)
     # M was measured at the first update: above λ_max = 1, with a margin.
     self.assertBetween(float(state.max_curvature), 1.0, 1.2)
@@ -121,7 +131,8 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertTrue(bool(state.pending))
     # Three cycles on [m, M] contract like the Chebyshev bound.
     bound = fractal_optax.chebyshev_error_bound(
-        t, 1.0 / kappa, float(state.max_curvature))
+      t, 1.0 / kappa, float(state.max_curvature)
+    )
     self.assertLess(losses[-1], losses[0] * (2 * bound**3) ** 2)
 
   def test_one_cycle_matches_fractal_sgd_with_the_measured_interval(self):
@@ -129,14 +140,13 @@ class AdaptiveFractalTest(chex.TestCase):
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(t, min_curvature=1.0 / kappa)
     _, state, x = _run(opt, loss, x0, t, variant=jax.jit)
-    ref = fractal_optax.fractal_sgd(t, 1.0 / kappa,
-                                    float(state.max_curvature))
+    ref = fractal_optax.fractal_sgd(t, 1.0 / kappa, float(state.max_curvature))
     _, _, x_ref = _run(ref, loss, x0, t, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-4, atol=1e-6)
 
   @parameterized.named_parameters(
-      ("k1e3_low", 1e3, 0.01), ("k1e3_high", 1e3, 100.0),
-      ("k1e4_low", 1e4, 0.01))
+    ("k1e3_low", 1e3, 0.01), ("k1e3_high", 1e3, 100.0), ("k1e4_low", 1e4, 0.01)
+  )
   def test_cost_close_to_the_oracle_cycle(self, kappa, guess):
     t = fractal_optax.chebyshev_num_steps(1.0 / kappa, 1.0, 1e-2)
     loss, x0, run = _jitted_run(t, kappa, guess, t)
@@ -169,8 +179,10 @@ class AdaptiveFractalTest(chex.TestCase):
       if bool(state.restarting):  # Back at the anchor, one step taken.
         self.assertEqual(int(state.position), 1)
     anchors = np.asarray(anchors)
-    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])),
-                    msg=f"anchor losses rose: {anchors}")
+    self.assertTrue(
+      np.all(np.diff(anchors) <= _slack(anchors[:-1])),
+      msg=f"anchor losses rose: {anchors}",
+    )
     # Every cycle end is tested at the next update, on the caller's value.
     self.assertEqual(int(state.num_accepted) + int(state.num_rejected), 11)
     self.assertGreater(int(state.num_rejected), 0)
@@ -186,8 +198,10 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertEqual(int(state.num_rejected), rejected)
     # Cost: 5 Lanczos HVPs, then one HVP per 8 accepted (power step) and per
     # rejected (diagnosis at the anchor) cycle end; no extra loss evaluation.
-    self.assertEqual(int(state.num_hvps), 5 + int(state.num_rejected)
-                     + int(state.num_accepted) // 8)
+    self.assertEqual(
+      int(state.num_hvps),
+      5 + int(state.num_rejected) + int(state.num_accepted) // 8,
+    )
     self.assertEqual(int(state.num_value_evals), 0)
     # Converged (random labels: f* ≈ 0.63 > 0, the gradient vanishes).
     self.assertLess(anchors[-1], ends[0] - 0.05)
@@ -220,16 +234,19 @@ class AdaptiveFractalTest(chex.TestCase):
     # guessed 10⁴× too low without measuring it: the first cycle explodes.
     def loss(x):
       return jnp.sum(jnp.exp(jnp.abs(x)) - 1.0)
+
     x0 = jnp.full((4,), 2.0, jnp.float32)
     opt = fractal_optax.adaptive_fractal_sgd(
-        8, max_condition_number=1e3, max_curvature=1e-3, num_init_hvps=0)
+      8, max_condition_number=1e3, max_curvature=1e-3, num_init_hvps=0
+    )
     update = jax.jit(opt.update, static_argnames="value_fn")
     state = opt.init(x0)
     x, anchors = x0, []
     for _ in range(20 * 8):
       value, grad = jax.value_and_grad(loss)(x)
-      updates, state = update(grad, state, x, value=value, grad=grad,
-                              value_fn=loss)
+      updates, state = update(
+        grad, state, x, value=value, grad=grad, value_fn=loss
+      )
       x = optax.apply_updates(x, updates)
       self.assertTrue(bool(jnp.all(jnp.isfinite(x))), msg=f"{x=}")
       anchors.append(float(state.anchor_value))
@@ -243,9 +260,11 @@ class AdaptiveFractalTest(chex.TestCase):
     def loss(x):
       q = 0.5 * jnp.sum(x * x)
       return jnp.where(jnp.max(jnp.abs(x)) > 3.0, jnp.nan, q)
+
     x0 = jnp.ones((3,), jnp.float32)
     opt = fractal_optax.adaptive_fractal_sgd(
-        8, min_curvature=1e-3, max_curvature=1.0, num_init_hvps=0)
+      8, min_curvature=1e-3, max_curvature=1.0, num_init_hvps=0
+    )
     losses, state, x = _run(opt, loss, x0, 8 * 8, variant=jax.jit)
     self.assertGreater(int(state.num_rejected), 0)
     self.assertLess(float(loss(x)), 1e-3 * float(loss(x0)))
@@ -261,8 +280,9 @@ class AdaptiveFractalTest(chex.TestCase):
     @jax.jit
     def step(x, state):
       value, grad = value_and_grad(x, state=state)
-      updates, state = chained.update(grad, state, x, value=value, grad=grad,
-                                      value_fn=loss)
+      updates, state = chained.update(
+        grad, state, x, value=value, grad=grad, value_fn=loss
+      )
       return optax.apply_updates(x, updates), state
 
     state = chained.init(x0)
@@ -277,13 +297,15 @@ class AdaptiveFractalTest(chex.TestCase):
     @jax.jit
     def run(m, guess):
       opt = fractal_optax.adaptive_fractal_sgd(
-          8, min_curvature=m, max_curvature=guess)
+        8, min_curvature=m, max_curvature=guess
+      )
+
       def body(carry, _):
         x, state = carry
         value, grad = jax.value_and_grad(loss)(x)
-        updates, state = opt.update(grad, state, x, value=value,
-                                    value_fn=loss)
+        updates, state = opt.update(grad, state, x, value=value, value_fn=loss)
         return (optax.apply_updates(x, updates), state), None
+
       (x, state), _ = jax.lax.scan(body, (x0, opt.init(x0)), None, length=16)
       return loss(x), state.max_curvature
 
@@ -299,19 +321,20 @@ class AdaptiveFractalTest(chex.TestCase):
     w_true = jnp.array([1.0, -2.0, 0.5])
 
     def loss(w, batch):  # Consistent batches: they share one minimiser.
-      return (jnp.mean((batch @ (w - w_true)) ** 2)
-              + 0.0005 * jnp.sum(w * w))
+      return jnp.mean((batch @ (w - w_true)) ** 2) + 0.0005 * jnp.sum(w * w)
 
     opt = fractal_optax.adaptive_fractal_sgd(
-        8, min_curvature=0.1, recheck_anchor=True)
+      8, min_curvature=0.1, recheck_anchor=True
+    )
     update = jax.jit(opt.update, static_argnames="value_fn")
     w = jnp.zeros(3, jnp.float32)
     state = opt.init(w)
     for i in range(48):
       batch = data[i % 4]
       value, grad = jax.value_and_grad(loss)(w, batch)
-      updates, state = update(grad, state, w, value=value, grad=grad,
-                              value_fn=loss, batch=batch)
+      updates, state = update(
+        grad, state, w, value=value, grad=grad, value_fn=loss, batch=batch
+      )
       w = optax.apply_updates(w, updates)
     full = lambda w: jnp.mean(jax.vmap(lambda b: loss(w, b))(data))
     # Batch Hessians differ from the one M was measured on: some cycles are
@@ -363,7 +386,6 @@ class AdaptiveFractalTest(chex.TestCase):
 
 
 class _Tiny(nnx.Module):
-
   def __init__(self, rngs: nnx.Rngs):
     self.linear = nnx.Linear(3, 1, rngs=rngs)
 
@@ -372,7 +394,6 @@ class _Tiny(nnx.Module):
 
 
 class FlaxNnxTest(absltest.TestCase):
-
   def test_nnx_optimizer_passes_value_fn(self):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(64, 3)), jnp.float32)
@@ -388,10 +409,10 @@ class FlaxNnxTest(absltest.TestCase):
       def value_fn(params):
         return jnp.mean((nnx.merge(graphdef, params, rest)(x) - y) ** 2)
 
-      loss, grads = nnx.value_and_grad(
-          lambda m: jnp.mean((m(x) - y) ** 2))(model)
-      optimizer.update(model, grads, value=loss, grad=grads,
-                       value_fn=value_fn)
+      loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(
+        model
+      )
+      optimizer.update(model, grads, value=loss, grad=grads, value_fn=value_fn)
       return loss
 
     losses = [float(train_step(model, optimizer, x, y)) for _ in range(48)]

@@ -28,7 +28,6 @@ def _quadratic(kappa, dim=6, seed=0):
 
 
 class FractalSgdTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_one_cycle_meets_the_bound(self):
     t, kappa = 32, 100.0
@@ -56,15 +55,17 @@ class FractalSgdTest(chex.TestCase):
   def test_chain_with_clipping_matches_manual(self):
     t = 8
     steps = reference.step_sizes(t, 0.5, 4.0)[fractal_optax.fractal_order(t)]
-    opt = optax.chain(optax.clip_by_global_norm(1.0),
-                      fractal_optax.fractal_sgd(t, 0.5, 4.0))
+    opt = optax.chain(
+      optax.clip_by_global_norm(1.0), fractal_optax.fractal_sgd(t, 0.5, 4.0)
+    )
     params = jnp.zeros(3)
     state = opt.init(params)
     grads = jnp.array([3.0, 4.0, 0.0])  # Norm 5: clipped to 1.
     for k in range(t + 2):
       updates, state = opt.update(grads, state, params)
-      np.testing.assert_allclose(updates, -steps[k % t] * grads / 5.0,
-                                 rtol=1e-5)
+      np.testing.assert_allclose(
+        updates, -steps[k % t] * grads / 5.0, rtol=1e-5
+      )
 
   def test_inject_hyperparams_reads_step_zero_first(self):
     schedule = fractal_optax.fractal_chebyshev_schedule(8, 0.1, 1.0)
@@ -72,19 +73,22 @@ class FractalSgdTest(chex.TestCase):
     params = jnp.ones(2)
     state = opt.init(params)
     first = _expected = reference.step_sizes(8, 0.1, 1.0)[
-        fractal_optax.fractal_order(8)]
+      fractal_optax.fractal_order(8)
+    ]
     updates, state = opt.update(jnp.ones(2), state)
-    np.testing.assert_allclose(state.hyperparams["learning_rate"], first[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+      state.hyperparams["learning_rate"], first[0], rtol=1e-6
+    )
     np.testing.assert_allclose(updates, -first[0] * jnp.ones(2), rtol=1e-6)
     updates, state = opt.update(jnp.ones(2), state)
-    np.testing.assert_allclose(state.hyperparams["learning_rate"],
-                               _expected[1], rtol=1e-6)
+    np.testing.assert_allclose(
+      state.hyperparams["learning_rate"], _expected[1], rtol=1e-6
+    )
 
   def test_inject_hyperparams_of_fractal_sgd(self):
     opt = optax.inject_hyperparams(
-        fractal_optax.fractal_sgd, static_args=("num_steps",))(
-            num_steps=4, min_curvature=1.0, max_curvature=3.0)
+      fractal_optax.fractal_sgd, static_args=("num_steps",)
+    )(num_steps=4, min_curvature=1.0, max_curvature=3.0)
     state = opt.init(jnp.ones(2))
     step = jax.jit(opt.update)
     updates, state = step(jnp.ones(2), state)
@@ -113,8 +117,9 @@ class FractalSgdTest(chex.TestCase):
 
   @parameterized.named_parameters(("heavy_ball", False), ("nesterov", True))
   def test_momentum_is_passed_to_sgd(self, nesterov):
-    fractal = fractal_optax.fractal_sgd(4, 1.0, 2.0, momentum=0.9,
-                                        nesterov=nesterov)
+    fractal = fractal_optax.fractal_sgd(
+      4, 1.0, 2.0, momentum=0.9, nesterov=nesterov
+    )
     schedule = fractal_optax.fractal_chebyshev_schedule(4, 1.0, 2.0)
     plain = optax.sgd(schedule, momentum=0.9, nesterov=nesterov)
     params = jnp.ones(3)
@@ -138,7 +143,6 @@ class FractalSgdTest(chex.TestCase):
 
 @absltest.skipIf(nnx is None, "needs flax (the benchmarks extra)")
 class FlaxNnxTest(absltest.TestCase):
-
   def test_nnx_optimizer_trains_a_regression(self):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(64, 3)), jnp.float32)

@@ -1,12 +1,13 @@
 """Tests of benchmarks/cli.py and benchmarks/config.py: flags, overrides,
 config checks and the workdir check, all before any work is done."""
 
+from contextlib import redirect_stderr
+from contextlib import redirect_stdout
 import dataclasses
 import io
 import json
 import os
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -39,20 +40,32 @@ def _main(argv, run=lambda c, w: (c, w), **kwargs):
   err = io.StringIO()
   with redirect_stderr(err):
     try:
-      out = cli.main(argv, description="t", presets=_PRESETS, run=run,
-                     default_workdir=kwargs.pop("default_workdir", "/tmp"),
-                     **kwargs)
+      out = cli.main(
+        argv,
+        description="t",
+        presets=_PRESETS,
+        run=run,
+        default_workdir=kwargs.pop("default_workdir", "/tmp"),
+        **kwargs,
+      )
     except SystemExit as e:
       return e.code, err.getvalue()
   return out, err.getvalue()
 
 
 class ConfigTest(parameterized.TestCase):
-
   def test_overrides_are_typed_by_default(self):
     config = config_lib.apply_overrides(
-        _Config(), ["num_steps=1e3", "learning_rate=2", "progress=false",
-                    "lambdas=1e-1,1e-4,5", "data_dir=/tmp/x", "dataset=mnist"])
+      _Config(),
+      [
+        "num_steps=1e3",
+        "learning_rate=2",
+        "progress=false",
+        "lambdas=1e-1,1e-4,5",
+        "data_dir=/tmp/x",
+        "dataset=mnist",
+      ],
+    )
     self.assertEqual(config.num_steps, 1000)
     self.assertIsInstance(config.num_steps, int)
     self.assertEqual(config.learning_rate, 2.0)
@@ -63,14 +76,14 @@ class ConfigTest(parameterized.TestCase):
     self.assertEqual(_Config().num_steps, 10)  # The preset is untouched.
 
   @parameterized.named_parameters(
-      ("unknown_key", "num_stepz=3", "Unknown config key 'num_stepz'"),
-      ("no_equals", "num_steps", "key=value"),
-      ("bad_int", "num_steps=1.5", "expected an integer"),
-      ("bad_bool", "progress=maybe", "expected a boolean"),
-      ("bad_float", "learning_rate=fast", "expected a number"),
-      ("check", "num_steps=0", r"num_steps must be > 0, got num_steps=0\."),
-      ("check_tuple", "lambdas=1,-2", r"lambdas must be > 0, got lambdas="),
-      ("choice", "mode=dance", r"mode must be one of \['sweep', 'train'\]"),
+    ("unknown_key", "num_stepz=3", "Unknown config key 'num_stepz'"),
+    ("no_equals", "num_steps", "key=value"),
+    ("bad_int", "num_steps=1.5", "expected an integer"),
+    ("bad_bool", "progress=maybe", "expected a boolean"),
+    ("bad_float", "learning_rate=fast", "expected a number"),
+    ("check", "num_steps=0", r"num_steps must be > 0, got num_steps=0\."),
+    ("check_tuple", "lambdas=1,-2", r"lambdas must be > 0, got lambdas="),
+    ("choice", "mode=dance", r"mode must be one of \['sweep', 'train'\]"),
   )
   def test_bad_overrides(self, override, message):
     with self.assertRaisesRegex(ValueError, message):
@@ -78,32 +91,52 @@ class ConfigTest(parameterized.TestCase):
 
 
 class CliTest(parameterized.TestCase):
-
   def test_preset_shortcuts_and_sets(self):
     with tempfile.TemporaryDirectory() as d:
       (config, workdir), _ = _main(
-          ["--quick", "--data-dir", "/d", "--set", "learning_rate=0.5",
-           "lambdas=1", "--workdir", d])
+        [
+          "--quick",
+          "--data-dir",
+          "/d",
+          "--set",
+          "learning_rate=0.5",
+          "lambdas=1",
+          "--workdir",
+          d,
+        ]
+      )
     self.assertEqual(workdir, d)
-    self.assertEqual(config, _Config(
-        num_steps=3, learning_rate=0.5, data_dir="/d", lambdas=(1.0,)))
+    self.assertEqual(
+      config,
+      _Config(num_steps=3, learning_rate=0.5, data_dir="/d", lambdas=(1.0,)),
+    )
 
   def test_default_workdir_names_the_preset_and_command_is_recorded(self):
     with tempfile.TemporaryDirectory() as d:
-      out, _ = _main(["--quick", "--set", "mode=sweep"],
-                     run=lambda c, w, command: (w, command),
-                     default_workdir=os.path.join(d, "{preset}"),
-                     prog="python -m benchmarks.t")
-      self.assertEqual(out, (os.path.join(d, "quick"), "python -m "
-                             "benchmarks.t --quick --set mode=sweep"))
+      out, _ = _main(
+        ["--quick", "--set", "mode=sweep"],
+        run=lambda c, w, command: (w, command),
+        default_workdir=os.path.join(d, "{preset}"),
+        prog="python -m benchmarks.t",
+      )
+      self.assertEqual(
+        out,
+        (
+          os.path.join(d, "quick"),
+          "python -m benchmarks.t --quick --set mode=sweep",
+        ),
+      )
       self.assertTrue(os.path.isdir(os.path.join(d, "quick")))
 
   @parameterized.named_parameters(
-      ("unknown_key", ["--set", "nope=1"], "Unknown config key 'nope'"),
-      ("wrong_type", ["--set", "num_steps=many"],
-       "--set num_steps: expected an integer, got 'many'"),
-      ("failed_check", ["--set", "mode=dance"], "mode must be one of"),
-      ("unknown_preset", ["--preset", "huge"], "invalid choice: 'huge'"),
+    ("unknown_key", ["--set", "nope=1"], "Unknown config key 'nope'"),
+    (
+      "wrong_type",
+      ["--set", "num_steps=many"],
+      "--set num_steps: expected an integer, got 'many'",
+    ),
+    ("failed_check", ["--set", "mode=dance"], "mode must be one of"),
+    ("unknown_preset", ["--preset", "huge"], "invalid choice: 'huge'"),
   )
   def test_bad_flags_exit_before_work(self, argv, message):
     calls = []
@@ -115,9 +148,10 @@ class CliTest(parameterized.TestCase):
   def test_unwritable_workdir_fails_before_work(self):
     calls = []
     with tempfile.NamedTemporaryFile() as f:  # A file is no folder, even
-      workdir = os.path.join(f.name, "out")   # for root.
-      code, err = _main(["--workdir", workdir],
-                        run=lambda c, w: calls.append(c))
+      workdir = os.path.join(f.name, "out")  # for root.
+      code, err = _main(
+        ["--workdir", workdir], run=lambda c, w: calls.append(c)
+      )
     self.assertEqual(code, 2)
     self.assertIn(f"--workdir: cannot write to {workdir!r}", err)
     self.assertEqual(calls, [])
@@ -125,8 +159,10 @@ class CliTest(parameterized.TestCase):
   def test_print_config(self):
     out = io.StringIO()
     with redirect_stdout(out):
-      result, _ = _main(["--set", "num_steps=7", "--print-config"],
-                        run=lambda c, w: self.fail("ran"))
+      result, _ = _main(
+        ["--set", "num_steps=7", "--print-config"],
+        run=lambda c, w: self.fail("ran"),
+      )
     self.assertIsNone(result)
     self.assertEqual(json.loads(out.getvalue())["num_steps"], 7)
 

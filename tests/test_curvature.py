@@ -19,8 +19,8 @@ from fractal_optax import _curvature
 from fractal_optax._curvature import estimate_curvature
 from fractal_optax._curvature import estimate_max_curvature
 
-_D = 256            # size of the reused quadratics
-_D_LARGE = 2048     # the one large dense problem
+_D = 256  # size of the reused quadratics
+_D_LARGE = 2048  # the one large dense problem
 
 
 def quadratic_loss(x, a):
@@ -63,8 +63,9 @@ def _spectrum(name: str, d: int = _D) -> np.ndarray:
     return np.concatenate([[0.5], np.linspace(20.0, 80.0, d - 2), [100.0]])
   if name == "clustered":  # two tight clusters, κ = 1e6
     half = d // 2
-    return np.concatenate([1e-6 + rng.uniform(0, 1e-9, half),
-                           1.0 - rng.uniform(0, 1e-3, d - half)])
+    return np.concatenate(
+      [1e-6 + rng.uniform(0, 1e-9, half), 1.0 - rng.uniform(0, 1e-3, d - half)]
+    )
   if name == "three_values":  # Krylov space of dimension 3: breakdown path
     return np.repeat([2.0, 5.0, 9.0], [d // 3, d // 3, d - 2 * (d // 3)])
   raise ValueError(name)
@@ -89,9 +90,11 @@ class FlatHvpTest(chex.TestCase):
     rng = np.random.default_rng(6)
     a = rng.standard_normal((7, 7))
     a = a + a.T
-    params = {"w": jnp.ones((3,), jnp.float32),
-              "v": jnp.ones((2, 2), jnp.bfloat16),
-              "n": jnp.asarray(3, jnp.int32)}
+    params = {
+      "w": jnp.ones((3,), jnp.float32),
+      "v": jnp.ones((2, 2), jnp.bfloat16),
+      "n": jnp.asarray(3, jnp.int32),
+    }
 
     def loss(p):
       x = jnp.concatenate([p["v"].ravel().astype(jnp.float32), p["w"]])
@@ -99,24 +102,26 @@ class FlatHvpTest(chex.TestCase):
 
     v = jnp.asarray(rng.standard_normal(7), jnp.float32)
     hv = self.variant(lambda p, v: _curvature._flat_hvp(loss, p, ())[1](v))(
-        params, v)
+      params, v
+    )
     chex.assert_shape(hv, (7,))
     chex.assert_type(hv, jnp.float32)
     # ravel_pytree orders leaves by key: n (int, skipped), v, w.
-    chex.assert_trees_all_close(hv, jnp.asarray(a @ np.asarray(v)),
-                                rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(
+      hv, jnp.asarray(a @ np.asarray(v)), rtol=1e-5, atol=1e-5
+    )
 
 
 class QuadraticSpectraTest(chex.TestCase):
   """Safe M ≥ λ_max within 5%; safe m ≤ λ_min; tight m where resolved."""
 
   @parameterized.named_parameters(
-      ("uniform_kappa10", "uniform_kappa10", True),
-      ("geometric_kappa1e3", "geometric_kappa1e3", False),
-      ("geometric_kappa1e6", "geometric_kappa1e6", False),
-      ("separated", "separated", True),
-      ("clustered", "clustered", False),
-      ("three_values", "three_values", True),
+    ("uniform_kappa10", "uniform_kappa10", True),
+    ("geometric_kappa1e3", "geometric_kappa1e3", False),
+    ("geometric_kappa1e6", "geometric_kappa1e6", False),
+    ("separated", "separated", True),
+    ("clustered", "clustered", False),
+    ("three_values", "three_values", True),
   )
   def test_bounds_bracket_the_spectrum(self, name, resolvable):
     a = jnp.asarray(_matrix(_spectrum(name)), jnp.float32)
@@ -138,10 +143,12 @@ class QuadraticSpectraTest(chex.TestCase):
 
   def test_large_dense_kappa_1e6(self):
     rng = np.random.default_rng(2)
-    eigenvalues = np.sort(np.concatenate(
-        [np.geomspace(1.0, 1e6, _D_LARGE - 8), rng.uniform(9e5, 1e6, 8)]))
-    a = jnp.asarray(_matrix(eigenvalues, _orthogonal(_D_LARGE, 3)),
-                    jnp.float32)
+    eigenvalues = np.sort(
+      np.concatenate(
+        [np.geomspace(1.0, 1e6, _D_LARGE - 8), rng.uniform(9e5, 1e6, 8)]
+      )
+    )
+    a = jnp.asarray(_matrix(eigenvalues, _orthogonal(_D_LARGE, 3)), jnp.float32)
     ref = _eigvalsh64(a)
     est = _quiet(estimate_curvature, quadratic_loss, jnp.zeros(_D_LARGE), a)
     self.assertGreaterEqual(est.max_curvature, ref[-1])
@@ -153,13 +160,13 @@ class QuadraticSpectraTest(chex.TestCase):
     eigenvalues = np.array([0.3, 1.0, 2.0, 2.5, 7.0, 11.0])
     a = jnp.asarray(_matrix(eigenvalues, _orthogonal(6, 4)), jnp.float32)
     ref = _eigvalsh64(a)
-    est = estimate_curvature(quadratic_loss, jnp.zeros(6), a,
-                             num_iterations=10)
+    est = estimate_curvature(quadratic_loss, jnp.zeros(6), a, num_iterations=10)
     self.assertEqual(est.num_iterations, 6)
     self.assertEqual(est.num_hvps, 6 + 5)
     chex.assert_trees_all_close(np.array(est.ritz_values), ref, rtol=1e-4)
-    chex.assert_trees_all_close(np.array(est.residual_norms), np.zeros(6),
-                                atol=1e-4)
+    chex.assert_trees_all_close(
+      np.array(est.residual_norms), np.zeros(6), atol=1e-4
+    )
     self.assertEqual(est.min_source, "ritz")
     self.assertLessEqual(est.min_curvature, ref[0])
     self.assertGreater(est.min_curvature, 0.29)
@@ -183,21 +190,28 @@ class QuadraticSpectraTest(chex.TestCase):
 
   def test_relative_margin(self):
     a = jnp.asarray(_matrix(_spectrum("separated")), jnp.float32)
-    tight = estimate_curvature(quadratic_loss, jnp.zeros(_D), a,
-                               relative_margin=0.0)
-    loose = estimate_curvature(quadratic_loss, jnp.zeros(_D), a,
-                               relative_margin=0.2)
-    self.assertAlmostEqual(loose.max_curvature - tight.max_curvature,
-                           0.2 * tight.max_ritz_value, places=3)
+    tight = estimate_curvature(
+      quadratic_loss, jnp.zeros(_D), a, relative_margin=0.0
+    )
+    loose = estimate_curvature(
+      quadratic_loss, jnp.zeros(_D), a, relative_margin=0.2
+    )
+    self.assertAlmostEqual(
+      loose.max_curvature - tight.max_curvature,
+      0.2 * tight.max_ritz_value,
+      places=3,
+    )
     self.assertGreaterEqual(tight.max_curvature, _eigvalsh64(a)[-1])
 
   def test_keys(self):
     a = jnp.asarray(_matrix(_spectrum("separated")), jnp.float32)
     estimates = [
-        estimate_curvature(quadratic_loss, jnp.zeros(_D), a, key=key)
-        for key in (None, jax.random.key(7), jax.random.PRNGKey(7))]
-    self.assertEqual(estimates[0], estimate_curvature(
-        quadratic_loss, jnp.zeros(_D), a))   # default key: reproducible
+      estimate_curvature(quadratic_loss, jnp.zeros(_D), a, key=key)
+      for key in (None, jax.random.key(7), jax.random.PRNGKey(7))
+    ]
+    self.assertEqual(
+      estimates[0], estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
+    )  # default key: reproducible
     self.assertNotEqual(estimates[0].ritz_values, estimates[1].ritz_values)
     for est in estimates:
       self.assertBetween(est.max_curvature, 100.0, 105.0)
@@ -221,7 +235,6 @@ class QuadraticSpectraTest(chex.TestCase):
 
 
 class RecordTest(absltest.TestCase):
-
   def test_unpacks_as_min_max(self):
     a = jnp.asarray(_matrix(_spectrum("uniform_kappa10")), jnp.float32)
     est = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
@@ -243,8 +256,11 @@ class RecordTest(absltest.TestCase):
     est = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
     schedule = fractal_optax.fractal_chebyshev_schedule(8, *est)
     steps = np.asarray(jax.vmap(schedule)(jnp.arange(8)))
-    expected = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(
-        8, est.min_curvature, est.max_curvature))
+    expected = np.asarray(
+      fractal_optax.fractal_chebyshev_step_sizes(
+        8, est.min_curvature, est.max_curvature
+      )
+    )
     np.testing.assert_allclose(steps, expected, rtol=1e-6)
     # The largest step is below 1/m and the smallest above 1/M.
     self.assertLessEqual(steps.max(), 1.0 / est.min_curvature)
@@ -253,7 +269,8 @@ class RecordTest(absltest.TestCase):
   def test_doctests(self):
     fractal_optax = __import__("fractal_optax")
     if not hasattr(fractal_optax, "estimate_curvature") or not hasattr(
-        fractal_optax, "fractal_chebyshev_schedule"):
+      fractal_optax, "fractal_chebyshev_schedule"
+    ):
       self.skipTest("public exports not available")
     result = doctest.testmod(_curvature, optionflags=doctest.ELLIPSIS)
     self.assertGreater(result.attempted, 0)
@@ -261,15 +278,16 @@ class RecordTest(absltest.TestCase):
 
 
 class LogisticRegressionTest(absltest.TestCase):
-
   def test_bounds_bracket_the_dense_hessian(self):
     rng = np.random.default_rng(5)
     n, d, l2 = 400, 96, 1e-2
-    scales = np.geomspace(0.05, 3.0, d)   # ill-conditioned features
+    scales = np.geomspace(0.05, 3.0, d)  # ill-conditioned features
     x = jnp.asarray(rng.standard_normal((n, d)) * scales, jnp.float32)
     y = jnp.asarray(rng.integers(0, 2, n), jnp.float32)
-    params = {"w": jnp.asarray(0.1 * rng.standard_normal(d), jnp.float32),
-              "b": jnp.zeros((), jnp.float32)}
+    params = {
+      "w": jnp.asarray(0.1 * rng.standard_normal(d), jnp.float32),
+      "b": jnp.zeros((), jnp.float32),
+    }
 
     def loss(p, x, y):
       logits = x @ p["w"] + p["b"]
@@ -291,21 +309,21 @@ class LogisticRegressionTest(absltest.TestCase):
 
 
 class PytreeTest(absltest.TestCase):
-
   def test_leaves_and_dtypes(self):
     c_w = np.linspace(1.0, 5.0, 12).reshape(3, 4)
     c_v = np.array([0.5, 8.0, 2.0, 3.0, 6.0])
     params = {
-        "w": jnp.ones((3, 4), jnp.float32),
-        "v": (jnp.ones(5, jnp.bfloat16),),
-        "scale": jnp.asarray(2, jnp.int32),   # not differentiated
-        "step": 3,                            # python int: not differentiated
+      "w": jnp.ones((3, 4), jnp.float32),
+      "v": (jnp.ones(5, jnp.bfloat16),),
+      "scale": jnp.asarray(2, jnp.int32),  # not differentiated
+      "step": 3,  # python int: not differentiated
     }
 
     def loss(p):
       v = p["v"][0].astype(jnp.float32)
-      return (0.5 * jnp.sum(c_w * p["w"] ** 2)
-              + 0.25 * p["scale"] * jnp.sum(c_v * v ** 2) * (p["step"] - 2))
+      return 0.5 * jnp.sum(c_w * p["w"] ** 2) + 0.25 * p["scale"] * jnp.sum(
+        c_v * v**2
+      ) * (p["step"] - 2)
 
     ref = np.sort(np.concatenate([c_w.ravel(), 0.5 * 2 * c_v]))
     est = estimate_curvature(loss, params, num_iterations=17)
@@ -325,7 +343,6 @@ class PytreeTest(absltest.TestCase):
 
 
 class NonConvexTest(absltest.TestCase):
-
   def setUp(self):
     super().setUp()
     eigenvalues = np.linspace(-1.0, 10.0, _D)
@@ -333,36 +350,45 @@ class NonConvexTest(absltest.TestCase):
 
   def test_raises_without_remedy(self):
     with self.assertRaisesRegex(
-        ValueError, r"negative curvature.*quotient -[01].*l2_regularization="):
+      ValueError, r"negative curvature.*quotient -[01].*l2_regularization="
+    ):
       estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a)
 
   def test_max_condition_number_floor(self):
-    with self.assertWarnsRegex(UserWarning,
-                               r"quotient -[01].*max_condition_number.*NOT"):
-      est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
-                               max_condition_number=100.0)
+    with self.assertWarnsRegex(
+      UserWarning, r"quotient -[01].*max_condition_number.*NOT"
+    ):
+      est = estimate_curvature(
+        quadratic_loss, jnp.zeros(_D), self.a, max_condition_number=100.0
+      )
     self.assertEqual(est.min_source, "max_condition_number")
     self.assertAlmostEqual(est.min_curvature, est.max_curvature / 100.0)
     self.assertBetween(est.max_curvature, 10.0, 10.5)
 
   def test_l2_regularization(self):
-    with self.assertWarnsRegex(UserWarning, r"quotient -[01].*l2_regularization"):
-      est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
-                               l2_regularization=2.0)
+    with self.assertWarnsRegex(
+      UserWarning, r"quotient -[01].*l2_regularization"
+    ):
+      est = estimate_curvature(
+        quadratic_loss, jnp.zeros(_D), self.a, l2_regularization=2.0
+      )
     self.assertEqual(est.min_source, "l2_regularization")
     self.assertEqual(est.min_curvature, 2.0)
-    self.assertBetween(est.max_curvature, 12.0, 12.5)   # bounds of H + 2 I
-    self.assertLess(est.ritz_values[0], -0.99)          # raw H, unshifted
+    self.assertBetween(est.max_curvature, 12.0, 12.5)  # bounds of H + 2 I
+    self.assertLess(est.ritz_values[0], -0.99)  # raw H, unshifted
 
   def test_l2_regularization_on_convex_loss_shifts_both_bounds(self):
     a = jnp.asarray(_matrix(_spectrum("separated")), jnp.float32)
     plain = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
-    shifted = estimate_curvature(quadratic_loss, jnp.zeros(_D), a,
-                                 l2_regularization=0.25)
-    self.assertAlmostEqual(shifted.max_curvature, plain.max_curvature + 0.25,
-                           places=4)
-    self.assertAlmostEqual(shifted.min_curvature, plain.min_curvature + 0.25,
-                           places=4)
+    shifted = estimate_curvature(
+      quadratic_loss, jnp.zeros(_D), a, l2_regularization=0.25
+    )
+    self.assertAlmostEqual(
+      shifted.max_curvature, plain.max_curvature + 0.25, places=4
+    )
+    self.assertAlmostEqual(
+      shifted.min_curvature, plain.min_curvature + 0.25, places=4
+    )
 
   def test_unresolved_bottom_falls_back_safely(self):
     a = jnp.asarray(_matrix(_spectrum("geometric_kappa1e6")), jnp.float32)
@@ -370,12 +396,12 @@ class NonConvexTest(absltest.TestCase):
       est = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
     self.assertEqual(est.min_source, "dtype_floor")
     with warnings.catch_warnings():
-      warnings.simplefilter("error")   # a floor below the measurement: silent
-      floored = estimate_curvature(quadratic_loss, jnp.zeros(_D), a,
-                                   max_condition_number=1e7)
+      warnings.simplefilter("error")  # a floor below the measurement: silent
+      floored = estimate_curvature(
+        quadratic_loss, jnp.zeros(_D), a, max_condition_number=1e7
+      )
     self.assertEqual(floored.min_source, "max_condition_number")
-    self.assertAlmostEqual(floored.min_curvature,
-                           floored.max_curvature / 1e7)
+    self.assertAlmostEqual(floored.min_curvature, floored.max_curvature / 1e7)
 
 
 class MeasuredRoundingTest(absltest.TestCase):
@@ -391,12 +417,13 @@ class MeasuredRoundingTest(absltest.TestCase):
       warnings.simplefilter("error")
       est = estimate_curvature(quadratic_loss, jnp.zeros(_D), a)
     self.assertEqual(est.min_source, "ritz")
-    self.assertLessEqual(est.min_curvature, ref[0])          # safe
+    self.assertLessEqual(est.min_curvature, ref[0])  # safe
     self.assertGreaterEqual(est.min_curvature, 0.5 * ref[0])  # within 2×
     self.assertGreaterEqual(est.max_curvature, ref[-1])
-    self.assertLess(est.rounding_allowance,
-                    _curvature._rounding_allowance(
-                        np.dtype(np.float32), ref[-1], 64))
+    self.assertLess(
+      est.rounding_allowance,
+      _curvature._rounding_allowance(np.dtype(np.float32), ref[-1], 64),
+    )
     # The probe saw real rounding (float32 products are not exact here).
     self.assertGreater(max(est.probe_discrepancies), 0.0)
 
@@ -405,29 +432,31 @@ class MeasuredRoundingTest(absltest.TestCase):
 
     def bf16_loss(x, a):  # products rounded to bfloat16 inside the loss
       xb = x.astype(jnp.bfloat16)
-      return 0.5 * jnp.vdot(xb, a.astype(jnp.bfloat16) @ xb).astype(
-          jnp.float32)
+      return 0.5 * jnp.vdot(xb, a.astype(jnp.bfloat16) @ xb).astype(jnp.float32)
 
     plain = estimate_curvature(quadratic_loss, jnp.zeros(_D), a32)
     coarse = _quiet(estimate_curvature, bf16_loss, jnp.zeros(_D), a32)
-    self.assertGreater(coarse.rounding_allowance,
-                       30.0 * plain.rounding_allowance)
+    self.assertGreater(
+      coarse.rounding_allowance, 30.0 * plain.rounding_allowance
+    )
     # bfloat16 rounding (ε = 2⁻⁷) is far above the float32 a-priori allowance.
-    self.assertGreater(coarse.rounding_allowance,
-                       _curvature._rounding_allowance(np.dtype(np.float32),
-                                                      10.0, 64))
+    self.assertGreater(
+      coarse.rounding_allowance,
+      _curvature._rounding_allowance(np.dtype(np.float32), 10.0, 64),
+    )
 
 
 class LoopFormTest(absltest.TestCase):
-
   def test_host_and_fused_loops_agree(self):
     a = jnp.asarray(_matrix(_spectrum("separated")), jnp.float32)
     key = jax.random.key(0)
-    host, _ = _curvature._run_lanczos(quadratic_loss, 16, jnp.zeros(_D), (a,),
-                                      key, "host", False)
-    fused, _ = _curvature._run_lanczos(quadratic_loss, 16, jnp.zeros(_D),
-                                       (a,), key, "fused", False)
-    for h, f in zip(host, fused):
+    host, _ = _curvature._run_lanczos(
+      quadratic_loss, 16, jnp.zeros(_D), (a,), key, "host", False
+    )
+    fused, _ = _curvature._run_lanczos(
+      quadratic_loss, 16, jnp.zeros(_D), (a,), key, "fused", False
+    )
+    for h, f in zip(host, fused, strict=True):
       np.testing.assert_allclose(h, f, rtol=1e-4, atol=1e-5)
 
   def test_cpu_uses_the_host_loop(self):
@@ -437,7 +466,6 @@ class LoopFormTest(absltest.TestCase):
 
 
 class EarlyNegativeCurvatureTest(absltest.TestCase):
-
   def setUp(self):
     super().setUp()
     eigenvalues = np.concatenate([[-5.0], np.linspace(0.1, 10.0, _D - 1)])
@@ -445,58 +473,65 @@ class EarlyNegativeCurvatureTest(absltest.TestCase):
 
   def test_stops_early_and_names_the_remedy(self):
     with self.assertRaisesRegex(
-        ValueError, r"quotient -[45]\..*found after (8|16) of 64 iterations"
-        r".*weight decay.*l2_regularization="):
+      ValueError,
+      r"quotient -[45]\..*found after (8|16) of 64 iterations"
+      r".*weight decay.*l2_regularization=",
+    ):
       estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a)
 
   def test_too_small_l2_regularization(self):
     with self.assertRaisesRegex(ValueError, r"l2_regularization=1.0 does not"):
-      estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
-                         l2_regularization=1.0)
+      estimate_curvature(
+        quadratic_loss, jnp.zeros(_D), self.a, l2_regularization=1.0
+      )
 
   def test_enough_l2_regularization_is_positive(self):
     with self.assertWarnsRegex(UserWarning, "l2_regularization"):
-      est = estimate_curvature(quadratic_loss, jnp.zeros(_D), self.a,
-                               l2_regularization=6.0)
+      est = estimate_curvature(
+        quadratic_loss, jnp.zeros(_D), self.a, l2_regularization=6.0
+      )
     self.assertEqual(est.min_source, "l2_regularization")
-    self.assertEqual(est.num_iterations, 64)   # ran to the end
+    self.assertEqual(est.num_iterations, 64)  # ran to the end
     self.assertBetween(est.max_curvature, 16.0, 16.5)
 
 
 class BadInputTest(parameterized.TestCase):
-
   def test_non_scalar_loss(self):
     with self.assertRaisesRegex(ValueError, r"scalar.*shape \(3,\)"):
-      estimate_curvature(lambda x: x ** 2, jnp.ones(3))
+      estimate_curvature(lambda x: x**2, jnp.ones(3))
     with self.assertRaisesRegex(ValueError, "scalar.*tuple"):
       estimate_curvature(lambda x: (jnp.sum(x), x), jnp.ones(3))
     with self.assertRaisesRegex(ValueError, r"scalar.*shape \(3,\)"):
-      estimate_max_curvature(lambda x: x ** 2, jnp.ones(3))
+      estimate_max_curvature(lambda x: x**2, jnp.ones(3))
 
   @parameterized.parameters(1, 0, -4)
   def test_too_few_iterations(self, num_iterations):
     with self.assertRaisesRegex(ValueError, f"{num_iterations=}"):
-      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                         num_iterations=num_iterations)
+      estimate_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=num_iterations
+      )
     with self.assertRaisesRegex(ValueError, f"{num_iterations=}"):
-      estimate_max_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                             num_iterations=num_iterations)
+      estimate_max_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=num_iterations
+      )
 
   def test_non_integer_iterations(self):
     with self.assertRaisesRegex(TypeError, "num_iterations=2.5"):
-      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                         num_iterations=2.5)
+      estimate_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=2.5
+      )
 
   def test_no_float_leaves(self):
     with self.assertRaisesRegex(ValueError, r"floating-point leaf.*int(32|64)"):
-      estimate_curvature(lambda p: jnp.sum(p["n"]) * 1.0,
-                         {"n": jnp.arange(3)})
+      estimate_curvature(lambda p: jnp.sum(p["n"]) * 1.0, {"n": jnp.arange(3)})
     with self.assertRaisesRegex(ValueError, "floating-point leaf"):
       estimate_curvature(lambda p: jnp.zeros(()), {})
 
-  @parameterized.parameters((np.zeros((0,), np.float32),),
-                            ({"w": np.zeros((0, 3), np.float32)},),
-                            ([np.zeros((0,), np.float32), np.arange(2)],))
+  @parameterized.parameters(
+    (np.zeros((0,), np.float32),),
+    ({"w": np.zeros((0, 3), np.float32)},),
+    ([np.zeros((0,), np.float32), np.arange(2)],),
+  )
   def test_empty_params(self, params):
     with self.assertRaisesRegex(ValueError, "params.*floating-point scalar"):
       estimate_curvature(lambda p: jnp.zeros(()), params)
@@ -506,37 +541,44 @@ class BadInputTest(parameterized.TestCase):
   @parameterized.parameters((True,), (2.0,), ("8",), (None,))
   def test_num_iterations_type(self, num_iterations):
     with self.assertRaisesRegex(TypeError, "num_iterations="):
-      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                         num_iterations=num_iterations)
+      estimate_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=num_iterations
+      )
     with self.assertRaisesRegex(TypeError, "num_iterations="):
-      estimate_max_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                             num_iterations=num_iterations)
+      estimate_max_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=num_iterations
+      )
 
   def test_huge_num_iterations(self):
     with self.assertRaisesRegex(ValueError, "num_iterations=1099511627776"):
-      estimate_max_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                             num_iterations=2 ** 40)
-    est = estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                             num_iterations=np.int64(2 ** 31 - 1))
-    self.assertEqual(est.num_iterations, 3)   # capped at n
+      estimate_max_curvature(
+        lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=2**40
+      )
+    est = estimate_curvature(
+      lambda x: jnp.sum(x**2), jnp.ones(3), num_iterations=np.int64(2**31 - 1)
+    )
+    self.assertEqual(est.num_iterations, 3)  # capped at n
     self.assertAlmostEqual(est.min_curvature, 2.0, places=4)
 
   def test_complex_params(self):
     with self.assertRaisesRegex(TypeError, "params.*complex64"):
-      estimate_curvature(lambda p: jnp.sum(jnp.abs(p["z"]) ** 2 + p["x"] ** 2),
-                         {"z": jnp.ones(2, jnp.complex64), "x": jnp.ones(2)})
+      estimate_curvature(
+        lambda p: jnp.sum(jnp.abs(p["z"]) ** 2 + p["x"] ** 2),
+        {"z": jnp.ones(2, jnp.complex64), "x": jnp.ones(2)},
+      )
 
   def test_half_precision_params(self):
     for dtype in (jnp.bfloat16, jnp.float16):
       est = estimate_curvature(
-          lambda x: jnp.sum(jnp.arange(1.0, 4.0) * x.astype(jnp.float32) ** 2),
-          jnp.ones(3, dtype))
+        lambda x: jnp.sum(jnp.arange(1.0, 4.0) * x.astype(jnp.float32) ** 2),
+        jnp.ones(3, dtype),
+      )
       self.assertEqual(est.dtype, "float32")
       self.assertBetween(est.min_curvature, 1.9, 2.0)
       self.assertBetween(est.max_curvature, 6.0, 6.2)
 
   def test_non_finite(self):
-    loss = lambda x: jnp.sum(x ** 2)
+    loss = lambda x: jnp.sum(x**2)
     with self.assertRaisesRegex(ValueError, "params must be finite.*NaN"):
       estimate_curvature(loss, jnp.array([1.0, jnp.nan]))
     with self.assertRaisesRegex(ValueError, "params must be finite.*NaN"):
@@ -552,13 +594,16 @@ class BadInputTest(parameterized.TestCase):
 
   def test_bad_key(self):
     with self.assertRaisesRegex(TypeError, "key="):
-      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3), key=0)
+      estimate_curvature(lambda x: jnp.sum(x**2), jnp.ones(3), key=0)
     with self.assertRaisesRegex(TypeError, "key="):
-      estimate_curvature(lambda x: jnp.sum(x ** 2), jnp.ones(3),
-                         key=jax.random.split(jax.random.key(0)))
+      estimate_curvature(
+        lambda x: jnp.sum(x**2),
+        jnp.ones(3),
+        key=jax.random.split(jax.random.key(0)),
+      )
 
   def test_bad_remedies(self):
-    loss = lambda x: jnp.sum(x ** 2)
+    loss = lambda x: jnp.sum(x**2)
     with self.assertRaisesRegex(ValueError, "max_condition_number=1.0"):
       estimate_curvature(loss, jnp.ones(3), max_condition_number=1.0)
     with self.assertRaisesRegex(ValueError, "l2_regularization=-0.1"):
@@ -568,7 +613,6 @@ class BadInputTest(parameterized.TestCase):
 
 
 class PowerIterationTest(absltest.TestCase):
-
   def test_upper_bound_with_gap(self):
     eigenvalues = np.concatenate([np.linspace(0.1, 5.0, _D - 1), [10.0]])
     a = jnp.asarray(_matrix(eigenvalues), jnp.float32)

@@ -19,12 +19,18 @@ from benchmarks.curvature import configs
 from benchmarks.curvature import experiment
 from benchmarks.curvature import main as curvature_main
 
-_ARGS = ["--quick", "--set", "sizes=40", "mlp_inputs=3", "mlp_hidden=4",
-         "mlp_samples=16", "dtype=float32"]
+_ARGS = [
+  "--quick",
+  "--set",
+  "sizes=40",
+  "mlp_inputs=3",
+  "mlp_hidden=4",
+  "mlp_samples=16",
+  "dtype=float32",
+]
 
 
 class QuickRunTest(absltest.TestCase):
-
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
@@ -40,8 +46,9 @@ class QuickRunTest(absltest.TestCase):
     super().tearDownClass()
 
   def test_files(self):
-    self.assertEqual([r["problem"] for r in self.results["rows"]],
-                     ["quadratic_40", "mlp_41"])
+    self.assertEqual(
+      [r["problem"] for r in self.results["rows"]], ["quadratic_40", "mlp_41"]
+    )
     self.assertEqual(self.results["config"]["tol"], 1e-4)
     with open(os.path.join(self.out, "curvature.md")) as f:
       text = f.read()
@@ -60,25 +67,30 @@ class QuickRunTest(absltest.TestCase):
         for end in ("max", "min"):
           truth = row[f"lambda_{end}"]
           allowed = max(row[f"eigsh_err_{end}"] * abs(truth), floor)
-          self.assertLessEqual(row[f"ours_err_{end}_at_match"] * abs(truth),
-                               allowed * (1 + 1e-6))
+          self.assertLessEqual(
+            row[f"ours_err_{end}_at_match"] * abs(truth), allowed * (1 + 1e-6)
+          )
         self.assertTrue(row["safe_brackets"])
         self.assertGreaterEqual(row["safe_max_over_lambda_max"], 1.0)
-    self.assertEqual(self.results["rows"][1]["safe_min_source"],
-                     "max_condition_number")   # the MLP is non-convex
+    self.assertEqual(
+      self.results["rows"][1]["safe_min_source"], "max_condition_number"
+    )  # the MLP is non-convex
 
   def test_match_is_fewest(self):
     config = configs.PRESETS["quick"]
     row = self.results["rows"][0]
-    problem = experiment.quadratic_problem(40, config.__class__(
-        sizes=(40,), dtype="float32"))
+    problem = experiment.quadratic_problem(
+      40, config.__class__(sizes=(40,), dtype="float32")
+    )
     key = jax.random.key(config.seed)
     est = experiment.run_ours(problem, row["ours_hvps_to_match"] - 1, key)[2]
     floor = 10 * float(np.finfo(np.float32).eps) * row["lambda_max"]
-    missed = [abs(est.max_ritz_value - row["lambda_max"])
-              > max(row["eigsh_err_max"] * row["lambda_max"], floor),
-              abs(est.min_ritz_value - row["lambda_min"])
-              > max(row["eigsh_err_min"] * row["lambda_min"], floor)]
+    missed = [
+      abs(est.max_ritz_value - row["lambda_max"])
+      > max(row["eigsh_err_max"] * row["lambda_max"], floor),
+      abs(est.min_ritz_value - row["lambda_min"])
+      > max(row["eigsh_err_min"] * row["lambda_min"], floor),
+    ]
     self.assertTrue(any(missed))
 
   def test_bad_config(self):

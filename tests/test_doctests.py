@@ -10,12 +10,12 @@ from absl.testing import parameterized
 import fractal_optax
 
 _MODULES = sorted(
-    info.name for info in pkgutil.iter_modules(fractal_optax.__path__,
-                                               "fractal_optax."))
+  info.name
+  for info in pkgutil.iter_modules(fractal_optax.__path__, "fractal_optax.")
+)
 
 
 class DoctestTest(parameterized.TestCase):
-
   def test_every_public_name_has_an_example(self):
     for name in fractal_optax.__all__:
       obj = getattr(fractal_optax, name)

@@ -27,24 +27,34 @@ def _write(path: str, data: bytes, compress: bool = False) -> str:
   return path
 
 
-def _write_mnist_dir(directory: str, compress: bool, num_train: int = 6,
-                     num_test: int = 4, seed: int = 0) -> dict:
+def _write_mnist_dir(
+  directory: str,
+  compress: bool,
+  num_train: int = 6,
+  num_test: int = 4,
+  seed: int = 0,
+) -> dict:
   rng = np.random.default_rng(seed)
   arrays = {}
   for split, n in (("train", num_train), ("t10k", num_test)):
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(n,), dtype=np.uint8)
     suffix = ".gz" if compress else ""
-    _write(os.path.join(directory, f"{split}-images-idx3-ubyte{suffix}"),
-           _idx_bytes(images), compress)
-    _write(os.path.join(directory, f"{split}-labels-idx1-ubyte{suffix}"),
-           _idx_bytes(labels), compress)
+    _write(
+      os.path.join(directory, f"{split}-images-idx3-ubyte{suffix}"),
+      _idx_bytes(images),
+      compress,
+    )
+    _write(
+      os.path.join(directory, f"{split}-labels-idx1-ubyte{suffix}"),
+      _idx_bytes(labels),
+      compress,
+    )
     arrays[split] = (images, labels)
   return arrays
 
 
 class IdxTest(parameterized.TestCase):
-
   def setUp(self):
     super().setUp()
     tmp = tempfile.TemporaryDirectory()
@@ -55,28 +65,33 @@ class IdxTest(parameterized.TestCase):
   def test_roundtrip_dtypes(self, compress):
     for code, dtype in ((0x08, np.uint8), (0x0C, np.int32), (0x0D, np.float32)):
       array = np.arange(24).reshape(2, 3, 4).astype(dtype) - (code != 0x08)
-      path = _write(os.path.join(self.dir, f"a{code}"), _idx_bytes(array, code),
-                    compress)
+      path = _write(
+        os.path.join(self.dir, f"a{code}"), _idx_bytes(array, code), compress
+      )
       out = input_pipeline.load_idx(path)
       self.assertEqual(out.dtype, np.dtype(dtype))
       self.assertTrue(out.dtype.isnative)
       np.testing.assert_array_equal(out, array)
 
   @parameterized.named_parameters(
-      ("truncated", lambda b: b[:-3], "truncated"),
-      ("trailing", lambda b: b + b"\0", "longer than its header"),
-      ("bad_magic", lambda b: b"\x08\x03" + b[2:], "bad magic number"),
-      ("bad_type", lambda b: b[:2] + b"\x07" + b[3:], "unknown type code"),
-      ("wrong_count", lambda b: b[:4] + (3).to_bytes(4, "big") + b[8:],
-       "truncated"),
-      ("header_only", lambda b: b[:6], "inside its header"),
-      ("empty", lambda b: b"", "too short"),
+    ("truncated", lambda b: b[:-3], "truncated"),
+    ("trailing", lambda b: b + b"\0", "longer than its header"),
+    ("bad_magic", lambda b: b"\x08\x03" + b[2:], "bad magic number"),
+    ("bad_type", lambda b: b[:2] + b"\x07" + b[3:], "unknown type code"),
+    (
+      "wrong_count",
+      lambda b: b[:4] + (3).to_bytes(4, "big") + b[8:],
+      "truncated",
+    ),
+    ("header_only", lambda b: b[:6], "inside its header"),
+    ("empty", lambda b: b"", "too short"),
   )
   def test_broken_files_name_the_file(self, corrupt, message):
     good = _idx_bytes(np.zeros((2, 28, 28), np.uint8))
     for compress in (False, True):
-      path = _write(os.path.join(self.dir, f"broken{compress}"), corrupt(good),
-                    compress)
+      path = _write(
+        os.path.join(self.dir, f"broken{compress}"), corrupt(good), compress
+      )
       with self.assertRaisesRegex(ValueError, message) as cm:
         input_pipeline.load_idx(path)
       self.assertIn(path, str(cm.exception))
@@ -93,19 +108,21 @@ class IdxTest(parameterized.TestCase):
 
 
 class MnistDirTest(parameterized.TestCase):
-
   @parameterized.named_parameters(("raw", False), ("gzip", True))
   def test_mnist_and_fashion_layout(self, compress):
     with tempfile.TemporaryDirectory() as d:
       arrays = _write_mnist_dir(d, compress)
-      for ds in (input_pipeline.load_mnist(d),
-                 input_pipeline.load_dataset("fashion_mnist", d)):
+      for ds in (
+        input_pipeline.load_mnist(d),
+        input_pipeline.load_dataset("fashion_mnist", d),
+      ):
         self.assertEqual(ds.train_images.shape, (6, 28, 28, 1))
         self.assertEqual(ds.test_images.shape, (4, 28, 28, 1))
         self.assertEqual(ds.train_images.dtype, np.uint8)
         self.assertEqual(ds.train_labels.dtype, np.int32)
-        np.testing.assert_array_equal(ds.train_images[..., 0],
-                                      arrays["train"][0])
+        np.testing.assert_array_equal(
+          ds.train_images[..., 0], arrays["train"][0]
+        )
         np.testing.assert_array_equal(ds.test_labels, arrays["t10k"][1])
         self.assertEqual(ds.num_classes, 10)
 
@@ -131,7 +148,6 @@ class MnistDirTest(parameterized.TestCase):
 
 
 class CifarTest(absltest.TestCase):
-
   def _write_batches(self, d, n=3):
     rng = np.random.default_rng(1)
     batches = {}
@@ -151,13 +167,15 @@ class CifarTest(absltest.TestCase):
       self.assertEqual(ds.test_images.shape, (3, 32, 32, 3))
       data, labels = batches["test_batch"]
       # Channel-major rows: pixel (0, 1) of image 0 has R at 1, G at 1025.
-      np.testing.assert_array_equal(ds.test_images[0, 0, 1],
-                                    data[0, [1, 1025, 2049]])
+      np.testing.assert_array_equal(
+        ds.test_images[0, 0, 1], data[0, [1, 1025, 2049]]
+      )
       np.testing.assert_array_equal(ds.test_labels, labels)
       # Batches are concatenated in order: image 3 is batch 2's first.
       data, labels = batches["data_batch_2"]
       np.testing.assert_array_equal(
-          ds.train_images[3], data[0].reshape(3, 32, 32).transpose(1, 2, 0))
+        ds.train_images[3], data[0].reshape(3, 32, 32).transpose(1, 2, 0)
+      )
       self.assertEqual(ds.train_labels[3], labels[0])
 
   def test_broken_batches(self):
@@ -174,8 +192,9 @@ class CifarTest(absltest.TestCase):
       with self.assertRaisesRegex(ValueError, "Count mismatch.*data_batch_3"):
         input_pipeline.load_cifar10(d)
       with open(path, "wb") as f:
-        pickle.dump({b"data": np.zeros((2, 100), np.uint8),
-                     b"labels": [1, 2]}, f)
+        pickle.dump(
+          {b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}, f
+        )
       with self.assertRaisesRegex(ValueError, "data_batch_3.*3072"):
         input_pipeline.load_cifar10(d)
       os.remove(path)
@@ -183,10 +202,9 @@ class CifarTest(absltest.TestCase):
         input_pipeline.load_cifar10(d)
 
 
-class _Python2StylePickler(pickle._Pickler):  # pylint: disable=protected-access
+class _Python2StylePickler(pickle._Pickler):
   """Writes bytes as Python 2 ``str`` (BINSTRING), as CIFAR-10's files hold."""
 
-  # pylint: disable-next=protected-access
   dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
 
   def _save_bytes(self, obj):
@@ -203,12 +221,12 @@ def _cifar_like_pickle(batch) -> bytes:
   """Protocol 2 with numpy 1's module name, like the official batches."""
   out = io.BytesIO()
   _Python2StylePickler(out, protocol=2).dump(batch)
-  return out.getvalue().replace(b"cnumpy._core.multiarray\n",
-                                b"cnumpy.core.multiarray\n")
+  return out.getvalue().replace(
+    b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"
+  )
 
 
 class _RunsCode:
-
   def __init__(self, command):
     self.command = command
 
@@ -217,13 +235,14 @@ class _RunsCode:
 
 
 class CifarUnpicklerTest(absltest.TestCase):
-
   def _batch(self, n=2):
     rng = np.random.default_rng(2)
-    return {b"batch_label": b"testing batch 1 of 1",
-            b"labels": rng.integers(0, 10, size=n).tolist(),
-            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-            b"filenames": [b"a.png", b"b.png"][:n]}
+    return {
+      b"batch_label": b"testing batch 1 of 1",
+      b"labels": rng.integers(0, 10, size=n).tolist(),
+      b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+      b"filenames": [b"a.png", b"b.png"][:n],
+    }
 
   def test_crafted_pickle_is_refused_and_never_runs(self):
     with tempfile.TemporaryDirectory() as d:
@@ -234,8 +253,9 @@ class CifarUnpicklerTest(absltest.TestCase):
         batch[b"data"] = _RunsCode(f"touch {marker}")
         with open(path, "wb") as f:
           pickle.dump(batch, f, protocol=protocol)
-        with self.assertRaisesRegex(ValueError,
-                                    "data_batch_1.*refusing global .*system"):
+        with self.assertRaisesRegex(
+          ValueError, "data_batch_1.*refusing global .*system"
+        ):
           input_pipeline._load_cifar_batch(path)
         self.assertFalse(os.path.exists(marker))
       # Any other global is refused too, whatever it is.
@@ -249,8 +269,10 @@ class CifarUnpicklerTest(absltest.TestCase):
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "test_batch")
       # A protocol-2 pickle calling _codecs.encode(..., 'rot13').
-      raw = (b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05"
-             b"\x00\x00\x00rot13\x86R.")
+      raw = (
+        b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05"
+        b"\x00\x00\x00rot13\x86R."
+      )
       _write(path, raw)
       with self.assertRaisesRegex(ValueError, "test_batch.*latin1"):
         input_pipeline._load_cifar_batch(path)
@@ -263,8 +285,10 @@ class CifarUnpicklerTest(absltest.TestCase):
     self.assertNotIn(b"_codecs", official)
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "data_batch_1")
-      for raw in [official] + [pickle.dumps(batch, protocol=p)
-                               for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]:
+      for raw in [official] + [
+        pickle.dumps(batch, protocol=p)
+        for p in range(2, pickle.HIGHEST_PROTOCOL + 1)
+      ]:
         _write(path, raw)
         images, labels = input_pipeline._load_cifar_batch(path)
         np.testing.assert_array_equal(images[1], expected)
@@ -272,7 +296,6 @@ class CifarUnpicklerTest(absltest.TestCase):
 
 
 class MnistSubsetTest(absltest.TestCase):
-
   def test_embedded_subset(self):
     ds = input_pipeline.load_dataset("mnist5k")
     self.assertEqual(ds.train_images.shape, (4000, 28, 28, 1))

@@ -29,8 +29,12 @@ from tests.test_resnet import tiny_dataset
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEADLINE_S = 600  # A bound for loaded machines; compiling dominates.
-CONFIG = dict(num_steps=2, checkpoint_every=1, learning_rate=0.05,
-              measure_loss_increase=False)  # Stable: rounding stays small.
+CONFIG = dict(
+  num_steps=2,
+  checkpoint_every=1,
+  learning_rate=0.05,
+  measure_loss_increase=False,
+)  # Stable: rounding stays small.
 
 _CHILD = r"""
 import builtins, dataclasses, json, os, sys
@@ -82,12 +86,26 @@ def _free_port() -> int:
 
 
 def _env(num_devices: int, **launch: str) -> dict[str, str]:
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
-                      "JAX_PROCESS_ID", "XLA_FLAGS", "SLURM_NTASKS",
-                      "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")}
-  env.update(launch, JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT, XLA_FLAGS=(
-      f"--xla_force_host_platform_device_count={num_devices}"))
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if k
+    not in (
+      "JAX_COORDINATOR_ADDRESS",
+      "JAX_NUM_PROCESSES",
+      "JAX_PROCESS_ID",
+      "XLA_FLAGS",
+      "SLURM_NTASKS",
+      "OMPI_COMM_WORLD_SIZE",
+      "PMI_SIZE",
+    )
+  }
+  env.update(
+    launch,
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=REPO_ROOT,
+    XLA_FLAGS=(f"--xla_force_host_platform_device_count={num_devices}"),
+  )
   return env
 
 
@@ -97,28 +115,49 @@ def _load(path: str) -> list[np.ndarray]:
 
 
 class MultiProcessTest(absltest.TestCase):
-
   def test_two_processes_match_one_process_on_four_devices(self):
     with tempfile.TemporaryDirectory() as root:
       root = os.path.realpath(root)
       address = f"127.0.0.1:{_free_port()}"
-      jobs = {name: ("multi", _env(2, JAX_COORDINATOR_ADDRESS=address,
-                                   JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=pid))
-              for name, pid in (("p0", "0"), ("p1", "1"))}
+      jobs = {
+        name: (
+          "multi",
+          _env(
+            2,
+            JAX_COORDINATOR_ADDRESS=address,
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=pid,
+          ),
+        )
+        for name, pid in (("p0", "0"), ("p1", "1"))
+      }
       jobs["single"] = ("single", _env(4))
       children = {}
       try:
         for name, (workdir, env) in jobs.items():
           children[name] = subprocess.Popen(
-              [sys.executable, "-c", _CHILD, REPO_ROOT,
-               os.path.join(root, workdir), os.path.join(root, name + ".npz")],
-              cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-              stderr=subprocess.PIPE, text=True)
+            [
+              sys.executable,
+              "-c",
+              _CHILD,
+              REPO_ROOT,
+              os.path.join(root, workdir),
+              os.path.join(root, name + ".npz"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+          )
         start = time.monotonic()
         # Meanwhile, the same run on this process's single device.
         one_state, _ = train.train(
-            dataclasses.replace(TINY, **CONFIG), os.path.join(root, "one"),
-            dataset=tiny_dataset(), mesh=parallel.make_mesh())
+          dataclasses.replace(TINY, **CONFIG),
+          os.path.join(root, "one"),
+          dataset=tiny_dataset(),
+          mesh=parallel.make_mesh(),
+        )
         outputs = {}
         for name, child in children.items():
           left = max(1.0, DEADLINE_S - (time.monotonic() - start))
@@ -138,17 +177,19 @@ class MultiProcessTest(absltest.TestCase):
       # Only process 0 writes: config, metrics, summary.
       self.assertEqual(outputs["p1"]["writes"], [])
       written = {os.path.basename(p) for p in outputs["p0"]["writes"]}
-      self.assertLessEqual({"config.json", "metrics.jsonl", "summary.json"},
-                           written)
+      self.assertLessEqual(
+        {"config.json", "metrics.jsonl", "summary.json"}, written
+      )
       for name in ("config.json", "metrics.jsonl", "summary.json"):
         self.assertTrue(os.path.isfile(os.path.join(root, "multi", name)))
-      p0, p1, single = (_load(os.path.join(root, n + ".npz"))
-                        for n in ("p0", "p1", "single"))
-      for a, b, c in zip(p0, p1, single):
+      p0, p1, single = (
+        _load(os.path.join(root, n + ".npz")) for n in ("p0", "p1", "single")
+      )
+      for a, b, c in zip(p0, p1, single, strict=True):
         np.testing.assert_array_equal(a, b)  # Replicated on both processes.
         np.testing.assert_allclose(a, c, rtol=0, atol=1e-5)
       one = jax.tree.leaves((one_state["params"], one_state["batch_stats"]))
-      for a, b in zip(single, one):
+      for a, b in zip(single, one, strict=True):
         # Same global batch, BatchNorm over all of it: equal up to the order
         # of float32 reductions.
         np.testing.assert_allclose(a, np.asarray(b), rtol=0, atol=1e-4)

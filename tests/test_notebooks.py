@@ -37,10 +37,22 @@ _MAX_BYTES = 1_500_000
 _CELL_TIMEOUT_S = 600
 # Top-level modules a notebook may import: the library, the packages of the
 # `notebooks` extra and the standard library modules in use.
-_ALLOWED_IMPORTS = frozenset({
-    "fractal_optax", "jax", "optax", "flax", "numpy", "matplotlib",
-    "IPython", "os", "math", "functools", "gzip", "importlib",
-})
+_ALLOWED_IMPORTS = frozenset(
+  {
+    "fractal_optax",
+    "jax",
+    "optax",
+    "flax",
+    "numpy",
+    "matplotlib",
+    "IPython",
+    "os",
+    "math",
+    "functools",
+    "gzip",
+    "importlib",
+  }
+)
 
 
 def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
@@ -52,12 +64,13 @@ def _read_ipynb(name: str) -> nbformat.NotebookNode:
 
 
 class NotebooksTest(parameterized.TestCase):
-
   def test_every_notebook_is_a_pair(self):
     self.assertEqual(
-        _NAMES, ["01_schedule", "02_quadratics", "03_deep_learning"])
+      _NAMES, ["01_schedule", "02_quadratics", "03_deep_learning"]
+    )
     self.assertEqual(
-        sorted(p.stem for p in _NOTEBOOK_DIR.glob("*.ipynb")), _NAMES)
+      sorted(p.stem for p in _NOTEBOOK_DIR.glob("*.ipynb")), _NAMES
+    )
     self.assertFalse((_NOTEBOOK_DIR / "build_notebooks.py").exists())
     config = (_NOTEBOOK_DIR / "jupytext.toml").read_text()
     self.assertIn('formats = "ipynb,py:percent"', config)
@@ -67,11 +80,17 @@ class NotebooksTest(parameterized.TestCase):
     source = jupytext.read(_NOTEBOOK_DIR / f"{name}.py")
     committed = jupytext.read(_NOTEBOOK_DIR / f"{name}.ipynb")
     self.assertEqual(
-        _cells(committed), _cells(source),
-        msg=f"{name}.ipynb differs from {name}.py: run `jupytext --to ipynb "
-        f"notebooks/{name}.py`, execute it and commit both.")
-    self.assertEqual(jupytext.read(_NOTEBOOK_DIR / f"{name}.py").metadata[
-        "jupytext"]["formats"], "ipynb,py:percent")
+      _cells(committed),
+      _cells(source),
+      msg=f"{name}.ipynb differs from {name}.py: run `jupytext --to ipynb "
+      f"notebooks/{name}.py`, execute it and commit both.",
+    )
+    self.assertEqual(
+      jupytext.read(_NOTEBOOK_DIR / f"{name}.py").metadata["jupytext"][
+        "formats"
+      ],
+      "ipynb,py:percent",
+    )
 
   @parameterized.parameters(*_NAMES)
   def test_committed_copy_carries_a_complete_run(self, name):
@@ -83,14 +102,17 @@ class NotebooksTest(parameterized.TestCase):
     code = [c for c in nb.cells if c.cell_type == "code"]
     self.assertEqual(code[0].metadata.get("tags"), ["parameters"])
     self.assertIn(_QUICK_ENV, code[0].source)
-    self.assertEqual([c.execution_count for c in code],
-                     list(range(1, len(code) + 1)),
-                     msg="not executed top to bottom in one kernel")
+    self.assertEqual(
+      [c.execution_count for c in code],
+      list(range(1, len(code) + 1)),
+      msg="not executed top to bottom in one kernel",
+    )
     outputs = [o for c in code for o in c.outputs]
     self.assertEmpty([o for o in outputs if o.output_type == "error"])
     first_output = "".join(o.get("text", "") for o in code[0].outputs)
-    self.assertIn("QUICK = False", first_output,
-                  msg="committed with the CI-sized settings")
+    self.assertIn(
+      "QUICK = False", first_output, msg="committed with the CI-sized settings"
+    )
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     self.assertGreaterEqual(len(figures), 3)
 
@@ -113,23 +135,29 @@ class NotebooksTest(parameterized.TestCase):
   @parameterized.parameters(*_NAMES)
   def test_executes_in_quick_mode_in_a_fresh_kernel(self, name):
     nb = jupytext.read(_NOTEBOOK_DIR / f"{name}.py")
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}
+    nb.metadata["kernelspec"] = {
+      "name": "python3",
+      "language": "python",
+      "display_name": "Python 3",
+    }
     env = {_QUICK_ENV: "1", "PYTHONPATH": ""}
     # An empty working directory: nothing of the repository is importable
     # but the installed package.
-    with tempfile.TemporaryDirectory() as cwd, mock.patch.dict(
-        os.environ, env):
+    with tempfile.TemporaryDirectory() as cwd, mock.patch.dict(os.environ, env):
       client = nbclient.NotebookClient(
-          nb, timeout=_CELL_TIMEOUT_S, kernel_name="python3",
-          resources={"metadata": {"path": cwd}})
+        nb,
+        timeout=_CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": cwd}},
+      )
       # Raises nbclient.exceptions.CellExecutionError (with the traceback)
       # if a cell fails.
       client.execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     self.assertTrue(all(c.execution_count for c in code))
-    self.assertEmpty([o for c in code for o in c.outputs
-                      if o.output_type == "error"])
+    self.assertEmpty(
+      [o for c in code for o in c.outputs if o.output_type == "error"]
+    )
     first_output = "".join(o.get("text", "") for o in code[0].outputs)
     self.assertIn("QUICK = True", first_output)
 

@@ -7,16 +7,30 @@ import tempfile
 from absl.testing import absltest
 import numpy as np
 
-import fractal_optax
 from benchmarks.order_stability import configs
 from benchmarks.order_stability import experiment
 from benchmarks.order_stability import main as order_main
+import fractal_optax
 
-_CONFIG = configs.Config(max_t=12, kappas=(10.0, 1e3), baseline_every=5,
-                         baseline_at=(8,), refine_cases=2, chunk_size=4,
-                         progress=False)
-_SET = ["--set", "max_t=12", "kappas=10,1e3", "baseline_every=5",
-        "baseline_at=8", "refine_cases=2", "chunk_size=4", "progress=false"]
+_CONFIG = configs.Config(
+  max_t=12,
+  kappas=(10.0, 1e3),
+  baseline_every=5,
+  baseline_at=(8,),
+  refine_cases=2,
+  chunk_size=4,
+  progress=False,
+)
+_SET = [
+  "--set",
+  "max_t=12",
+  "kappas=10,1e3",
+  "baseline_every=5",
+  "baseline_at=8",
+  "refine_cases=2",
+  "chunk_size=4",
+  "progress=false",
+]
 
 
 def _files(workdir):
@@ -29,7 +43,6 @@ def _files(workdir):
 
 
 class OrderStabilityTest(absltest.TestCase):
-
   def setUp(self):
     super().setUp()
     self._tmp = tempfile.TemporaryDirectory()
@@ -45,8 +58,7 @@ class OrderStabilityTest(absltest.TestCase):
     # A power of two's fractal order sits on the floor; the sorted order of a
     # large κ amplifies far above it.
     order = np.asarray(fractal_optax.fractal_order(16))
-    self.assertAlmostEqual(experiment.block_ratio(order, 1e3, 2), 1.0,
-                           places=6)
+    self.assertAlmostEqual(experiment.block_ratio(order, 1e3, 2), 1.0, places=6)
     self.assertGreater(experiment.block_ratio(np.arange(16), 1e3, 2), 10.0)
 
   def test_rows_and_summary(self):
@@ -84,13 +96,20 @@ class OrderStabilityTest(absltest.TestCase):
     calls.clear()
     experiment.scan_chunk = lambda *a: calls.append(a[0]) or self.scan_chunk(*a)
     experiment.run(_CONFIG, resumed)
-    self.assertEqual(calls, [9])   # only the unfinished chunk T = 9 … 12
+    self.assertEqual(calls, [9])  # only the unfinished chunk T = 9 … 12
     self.assertEqual(_files(resumed), _files(fresh))
 
   def test_without_baseline(self):
-    summary = experiment.run(configs.Config(
-        max_t=3, kappas=(10.0,), baseline_at=(9,), refine_cases=1,
-        progress=False), self.tmp)
+    summary = experiment.run(
+      configs.Config(
+        max_t=3,
+        kappas=(10.0,),
+        baseline_at=(9,),
+        refine_cases=1,
+        progress=False,
+      ),
+      self.tmp,
+    )
     self.assertTrue(np.isnan(summary["filtered_worst_ratio"]))
 
   def test_bad_config(self):

@@ -14,7 +14,6 @@ def _read(*parts):
 
 
 class ReadmeTest(absltest.TestCase):
-
   def test_ci_runs_the_readme_test_command(self):
     readme = _read("README.md")
     commands = re.findall(r"```(?:bash|sh)\n(.*?)\n```", readme, re.S)
@@ -26,11 +25,14 @@ class ReadmeTest(absltest.TestCase):
     self.assertIn(test_command, ci.splitlines())
 
   def test_results_blocks_match_their_files(self):
-    from benchmarks import update_readme  # pylint: disable=g-import-not-at-top
+    from benchmarks import update_readme
 
     readme = _read("README.md")
-    self.assertEqual(update_readme.render(readme, _ROOT), readme,
-                     "run python -m benchmarks.update_readme")
+    self.assertEqual(
+      update_readme.render(readme, _ROOT),
+      readme,
+      "run python -m benchmarks.update_readme",
+    )
 
   def test_every_results_block_and_image_names_an_existing_file(self):
     readme = _read("README.md")

@@ -35,8 +35,13 @@ _CALLS = []
 def _unit(x):
   """A deterministic unit with arrays, tuples and non-finite numbers."""
   _CALLS.append(x)
-  return {"x": x, "square": np.float32(x) ** 2, "row": np.arange(3) * x,
-          "pair": (x, float("inf")), "nan": float("nan")}
+  return {
+    "x": x,
+    "square": np.float32(x) ** 2,
+    "row": np.arange(3) * x,
+    "pair": (x, float("inf")),
+    "nan": float("nan"),
+  }
 
 
 def _sweep(workdir, config, kill_at=None):
@@ -53,7 +58,6 @@ def _sweep(workdir, config, kill_at=None):
 
 
 class StoreTest(absltest.TestCase):
-
   def test_killed_sweep_reuses_finished_units_and_ends_identical(self):
     config = _Config(lambdas=(1.0, 2.0, 3.0))
     with tempfile.TemporaryDirectory() as d:
@@ -64,15 +68,19 @@ class StoreTest(absltest.TestCase):
       _CALLS.clear()
       with self.assertRaises(KeyboardInterrupt):
         _sweep(cut, config, kill_at=2)
-      self.assertEqual(sorted(os.listdir(os.path.join(cut, "units"))),
-                       ["lambda=1.json", "lambda=2.json"])
+      self.assertEqual(
+        sorted(os.listdir(os.path.join(cut, "units"))),
+        ["lambda=1.json", "lambda=2.json"],
+      )
       self.assertFalse(os.path.exists(os.path.join(cut, "sweep.json")))
       _CALLS.clear()
       resumed = _sweep(cut, config)
       self.assertEqual(_CALLS, [3.0])  # Units 1 and 2 were reused.
       self.assertEqual(repr(resumed), repr(expected))
-      with open(os.path.join(full, "sweep.json")) as f, open(
-          os.path.join(cut, "sweep.json")) as g:
+      with (
+        open(os.path.join(full, "sweep.json")) as f,
+        open(os.path.join(cut, "sweep.json")) as g,
+      ):
         self.assertEqual(f.read(), g.read())
       self.assertTrue(np.isnan(resumed[0]["nan"]))
       self.assertEqual(resumed[1]["pair"], [2.0, float("inf")])
@@ -83,8 +91,9 @@ class StoreTest(absltest.TestCase):
       with self.assertRaises(KeyboardInterrupt):
         _sweep(d, _Config(lambdas=(1.0, 2.0)), kill_at=1)
       resume.Store(d, _Config(lambdas=(1.0, 2.0), progress=False))  # Ignored.
-      with self.assertRaisesRegex(ValueError,
-                                  "different config.*lambdas.*--workdir"):
+      with self.assertRaisesRegex(
+        ValueError, "different config.*lambdas.*--workdir"
+      ):
         _sweep(d, _Config(lambdas=(1.0, 5.0)))
       # A finished run leaves no units: any config may use the folder then.
       _sweep(d, _Config(lambdas=(1.0, 2.0)))
@@ -105,15 +114,19 @@ class StoreTest(absltest.TestCase):
 
 
 class FilesTest(absltest.TestCase):
-
   def test_metrics_writer_and_reader(self):
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "metrics.jsonl")
       with metrics.MetricsWriter(path) as w:
         w.write(0, loss=np.float32(2.5), learning_rate=0.1)
-        n = w.write_chunk(1, {"loss": jnp.array([1.0, np.nan]),
-                              "learning_rate": np.array([0.2, 0.3])},
-                          extra={2: {"accuracy": 0.5}})
+        n = w.write_chunk(
+          1,
+          {
+            "loss": jnp.array([1.0, np.nan]),
+            "learning_rate": np.array([0.2, 0.3]),
+          },
+          extra={2: {"accuracy": 0.5}},
+        )
       self.assertEqual(n, 2)
       records = metrics.read_metrics(path)
       self.assertEqual([r["step"] for r in records], [0, 1, 2])
@@ -148,6 +161,7 @@ def _quadratic_chunk(fail_at=None):
       loss = 0.5 * jnp.sum(s["w"] ** 2 * s["c"])
       lr = 0.5 / (1.0 + t.astype(jnp.float32))
       return {"w": s["w"] - lr * s["c"] * s["w"], "c": s["c"]}, (loss, lr)
+
     state, (loss, lr) = jax.lax.scan(body, state, steps)
     return state, {"loss": loss, "learning_rate": lr}
 
@@ -164,17 +178,23 @@ def _evaluate(state):
 
 
 class LoopTest(absltest.TestCase):
-
   def setUp(self):
     super().setUp()
     self.state = {"w": jnp.arange(1.0, 5.0), "c": jnp.array([1.0, 2, 3, 0.5])}
 
   def _run(self, workdir, **kwargs):
     chunk_fn = kwargs.pop("chunk_fn", _quadratic_chunk())
-    return train_loop.run_loop(self.state, chunk_fn, num_steps=10,
-                            workdir=workdir, checkpoint_every=4,
-                            eval_fn=_evaluate, eval_every=3, progress=False,
-                            **kwargs)
+    return train_loop.run_loop(
+      self.state,
+      chunk_fn,
+      num_steps=10,
+      workdir=workdir,
+      checkpoint_every=4,
+      eval_fn=_evaluate,
+      eval_every=3,
+      progress=False,
+      **kwargs,
+    )
 
   def test_resume_reproduces_uninterrupted_run(self):
     with tempfile.TemporaryDirectory() as d:
@@ -198,8 +218,9 @@ class LoopTest(absltest.TestCase):
         self.assertEqual(f.read(), expected)
       records = metrics.read_metrics(cut_metrics)
       self.assertEqual([r["step"] for r in records], list(range(11)))
-      self.assertEqual([r["step"] for r in records if "norm" in r],
-                       [0, 3, 6, 9, 10])
+      self.assertEqual(
+        [r["step"] for r in records if "norm" in r], [0, 3, 6, 9, 10]
+      )
       self.assertNotIn("loss", records[-1])
       # A finished run restarted restores its last checkpoint and runs nothing.
       again = self._run(full_dir, chunk_fn=_quadratic_chunk(fail_at=0))
@@ -223,9 +244,13 @@ class LoopTest(absltest.TestCase):
       path = os.path.join(d, "fig.png")
       steps = np.arange(5)
       reporting.plot_loss_and_lr(
-          path, {"a": (steps, [1, 0.1, 0.5, 0.0, np.nan])},
-          {"a": (steps, [1, 2, 1, 2, 1])}, lr_reference=1.5,
-          marks={"a": [2]}, title="t")
+        path,
+        {"a": (steps, [1, 0.1, 0.5, 0.0, np.nan])},
+        {"a": (steps, [1, 2, 1, 2, 1])},
+        lr_reference=1.5,
+        marks={"a": [2]},
+        title="t",
+      )
       with open(path, "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 

@@ -1,4 +1,4 @@
-"""Tests for fractal_optax.stability_profile against brute force and the paper."""
+"""Tests of fractal_optax.stability_profile: brute force and the paper."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -22,18 +22,22 @@ def _brute_force(steps, m, big_m, num_points=4001):
       block = max(block, np.abs(running).max())
   prefixes = np.cumprod(factors, axis=0)
   suffixes = np.cumprod(factors[::-1], axis=0)
-  return dict(final=np.abs(prefixes[-1]).max(),
-              max_prefix=np.abs(prefixes).max(),
-              max_suffix=np.abs(suffixes).max(),
-              max_block=block,
-              max_single_step=np.abs(factors).max())
+  return dict(
+    final=np.abs(prefixes[-1]).max(),
+    max_prefix=np.abs(prefixes).max(),
+    max_suffix=np.abs(suffixes).max(),
+    max_block=block,
+    max_single_step=np.abs(factors).max(),
+  )
 
 
 class StabilityProfileTest(parameterized.TestCase):
-
   @parameterized.parameters(
-      ("fractal", 16, 10.0), ("sorted", 12, 50.0), ("reversed", 8, 200.0),
-      ("random", 10, 30.0))
+    ("fractal", 16, 10.0),
+    ("sorted", 12, 50.0),
+    ("reversed", 8, 200.0),
+    ("random", 10, 30.0),
+  )
   def test_matches_brute_force(self, kind, t, kappa):
     steps = reference.step_sizes(t, 1.0, kappa)
     if kind == "fractal":
@@ -47,8 +51,9 @@ class StabilityProfileTest(parameterized.TestCase):
     for field, value in want.items():
       # The library samples Chebyshev points, the brute force a uniform grid:
       # both are lower bounds of the sup that agree to sampling accuracy.
-      np.testing.assert_allclose(getattr(got, field), value, rtol=2e-3,
-                                 err_msg=field)
+      np.testing.assert_allclose(
+        getattr(got, field), value, rtol=2e-3, err_msg=field
+      )
 
   @parameterized.parameters((2,), (16,), (64,), (256,), (1024,))
   def test_power_of_two_fractal_facts(self, t):
@@ -65,7 +70,8 @@ class StabilityProfileTest(parameterized.TestCase):
       np.testing.assert_allclose(profile.max_prefix, first, rtol=1e-9)
       np.testing.assert_allclose(profile.max_single_step, first, rtol=1e-12)
       np.testing.assert_allclose(
-          profile.final, reference.error_bound(t, 1.0, kappa), rtol=1e-6)
+        profile.final, reference.error_bound(t, 1.0, kappa), rtol=1e-6
+      )
       self.assertLess(first, kappa - 1.0)
       # float32 steps give the same picture.
       profile32 = fractal_optax.stability_profile(steps, 1.0, kappa)
@@ -78,17 +84,17 @@ class StabilityProfileTest(parameterized.TestCase):
     largest_first = fractal_optax.stability_profile(steps, 1.0, 100.0)
     smallest_first = fractal_optax.stability_profile(steps[::-1], 1.0, 100.0)
     self.assertAlmostEqual(np.log10(largest_first.max_prefix), 27.0, delta=0.1)
-    self.assertAlmostEqual(np.log10(smallest_first.max_suffix), 27.0,
-                           delta=0.1)
+    self.assertAlmostEqual(np.log10(smallest_first.max_suffix), 27.0, delta=0.1)
 
   def test_orientation_matters(self):
     # Reversing the fractal schedule in time loses the suffix property.
-    steps = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(
-        64, 1.0, 1e3))
+    steps = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(64, 1.0, 1e3))
     self.assertLessEqual(
-        fractal_optax.stability_profile(steps, 1.0, 1e3).max_suffix, 1.0001)
+      fractal_optax.stability_profile(steps, 1.0, 1e3).max_suffix, 1.0001
+    )
     self.assertGreater(
-        fractal_optax.stability_profile(steps[::-1], 1.0, 1e3).max_suffix, 10)
+      fractal_optax.stability_profile(steps[::-1], 1.0, 1e3).max_suffix, 10
+    )
 
   def test_huge_t_does_not_overflow(self):
     steps = reference.step_sizes(2048, 1.0, 1e4)  # Largest first.
@@ -102,10 +108,10 @@ class StabilityProfileTest(parameterized.TestCase):
     self.assertLess(profile.max_block, 1e-100)
 
   @parameterized.named_parameters(
-      ("empty", [], ValueError, "non-empty"),
-      ("two_d", [[1.0]], ValueError, "shape"),
-      ("nan", [1.0, float("nan")], ValueError, "finite"),
-      ("text", ["a"], TypeError, "step_sizes"),
+    ("empty", [], ValueError, "non-empty"),
+    ("two_d", [[1.0]], ValueError, "shape"),
+    ("nan", [1.0, float("nan")], ValueError, "finite"),
+    ("text", ["a"], TypeError, "step_sizes"),
   )
   def test_bad_steps(self, steps, error, regex):
     with self.assertRaisesRegex(error, regex):
@@ -120,7 +126,8 @@ class StabilityProfileTest(parameterized.TestCase):
   def test_traced_steps_rejected(self):
     with self.assertRaisesRegex(TypeError, "concrete"):
       jax.jit(lambda s: fractal_optax.stability_profile(s, 1.0, 2.0))(
-          np.ones(3))
+        np.ones(3)
+      )
 
 
 if __name__ == "__main__":
