@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,29 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
   for row in rows:
     lines.append("| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |")
   return "\n".join(lines) + "\n"
+
+
+def pivot(records: Iterable[Mapping[str, Any]],
+          index: Callable[[Mapping[str, Any]], dict[str, Any]],
+          column: Callable[[Mapping[str, Any]], Any],
+          value: Callable[[Mapping[str, Any]], Any]) -> list[dict[str, Any]]:
+  """Rows of a wide table for :func:`markdown_table`: a cell per record.
+
+  Record ``r`` puts ``value(r)`` in column ``column(r)`` of the row whose
+  leading cells are ``index(r)`` (a dict; equal dicts make one row). Rows
+  keep the order of their first record.
+
+  Example:
+    >>> recs = [dict(k=1, m="a", v=2), dict(k=1, m="b", v=3)]
+    >>> pivot(recs, lambda r: {"k": r["k"]}, lambda r: r["m"],
+    ...       lambda r: r["v"])
+    [{'k': 1, 'a': 2, 'b': 3}]
+  """
+  rows = {}
+  for r in records:
+    head = index(r)
+    rows.setdefault(tuple(head.values()), head)[column(r)] = value(r)
+  return list(rows.values())
 
 
 def subplots(*args: Any, figsize: tuple[float, float] | None = None,

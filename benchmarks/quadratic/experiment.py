@@ -1,32 +1,19 @@
-"""The quadratic benchmark: five experiments, the targets, one entry point.
+"""The quadratic benchmark: six parts, the targets, one entry point.
 
-:func:`run` (``run(config, workdir)``) runs six resumable parts, each a unit
-of ``benchmarks.resume.Store``, then writes the report:
-
-1. :func:`orders`: the same Chebyshev steps in five orders (fractal,
-   largest-first, smallest-first, random, and the PyTorch implementation's
-   next-power-of-two-then-filter order) in float64, float32 and bfloat16:
-   final error against ``chebyshev_error_bound``, largest intermediate
-   error, inf/NaN, and the orders' ``stability_profile``.
-2. :func:`acceleration`: iterations to ``‖x − x*‖/‖x_0 − x*‖ ≤ ε`` against κ
-   for the baselines (``benchmarks.baselines``: GD, heavy ball, Nesterov,
-   silver) and the fractal schedule (one cycle of the smallest sufficient
-   ``T``, and short cycles repeated), plus :func:`timing`: wall time per
-   iteration relative to constant-step ``optax.sgd`` and state bytes.
-3. :func:`noise`: additive Gaussian gradient noise; final error per order,
-   with the noise's predicted contribution from the suffix products.
-4. :func:`negative_progress`: how often the fractal schedule increases the
-   loss, by how much, and its final error against the bound.
-5. :func:`adaptive`: ``adaptive_fractal_sgd`` with ``M`` unknown (guesses
-   100× too low and too high) against the oracle ``fractal_sgd`` that knows
-   ``[m, M]``, in float32: gradient evaluations (an HVP counts as 2) and wall
-   time to ε.
-
-:func:`targets` turns the results into the issue's pass/fail ratios.
+:func:`run` (``run(config, workdir)``) runs each part as a resumable unit of
+``benchmarks.resume.Store``, checks :func:`targets` and writes the report.
+The parts: :func:`orders` (five orders of the Chebyshev steps in three
+dtypes), :func:`acceleration` (iterations to ε against κ for the baselines
+and the fractal schedule), :func:`timing` (wall time and state against
+``optax.sgd``), :func:`noise` (gradient noise), :func:`negative_progress`
+(loss increases within a cycle) and :func:`adaptive`
+(``adaptive_fractal_sgd`` with ``M`` unknown against the oracle).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import functools
 import hashlib
 import inspect
 import math
@@ -34,14 +21,12 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 import tqdm
 
-import fractal_optax
 from benchmarks import baselines
 from benchmarks import config as config_lib
 from benchmarks import files
@@ -50,15 +35,16 @@ from benchmarks.quadratic import configs
 from benchmarks.quadratic import problems
 from benchmarks.quadratic import report
 from benchmarks.quadratic import simulation
+import fractal_optax
 
 ORDERS = ("fractal", "largest_first", "smallest_first", "random", "filtered")
 SORTED_ORDERS = ("largest_first", "smallest_first")
-ACCEL_METHODS = ("gd", "gd_1/M", "heavy_ball", "nesterov", "silver",
-                 "fractal")
-UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24,
-                 "bfloat16": 2.0**-8}
+BASELINES = ("gd", "gd_1/M", "heavy_ball", "nesterov", "silver")
+ACCEL_METHODS = (*BASELINES, "fractal")
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "bfloat16": 2.0**-8}
+Config = configs.Config
 Progress = Callable[[], None]
-_quiet = lambda: None
+Record = dict[str, Any]
 
 
 def step_order(name: str, num_steps: int, seed: int) -> np.ndarray:
@@ -73,21 +59,25 @@ def step_order(name: str, num_steps: int, seed: int) -> np.ndarray:
   """
   t = num_steps
   orders = {
-      "fractal": lambda: np.asarray(fractal_optax.fractal_order(t)),
-      "largest_first": lambda: np.arange(t),
-      "smallest_first": lambda: np.arange(t)[::-1].copy(),
-      "random": lambda: np.random.default_rng([seed, t]).permutation(t),
-      "filtered": lambda: baselines.filtered_power_of_two_order(t)}
+    "fractal": lambda: np.asarray(fractal_optax.fractal_order(t)),
+    "largest_first": lambda: np.arange(t),
+    "smallest_first": lambda: np.arange(t)[::-1].copy(),
+    "random": lambda: np.random.default_rng([seed, t]).permutation(t),
+    "filtered": lambda: baselines.filtered_power_of_two_order(t),
+  }
   if name not in orders:
     raise ValueError(f"Unknown order, got {name=!r}; expected one of {ORDERS}.")
   return orders[name]()
 
 
-def chebyshev_steps(num_steps: int, kappa: float) -> np.ndarray:
-  """The ``T`` Chebyshev steps on ``[1/κ, 1]``, largest first, in float64."""
+def ordered_steps(order: str, num_steps: int, kappa: float, seed: int = 0):
+  """The ``T`` Chebyshev steps on ``[1/κ, 1]`` in ``order``, in float64."""
   with jax.enable_x64(True):
-    return np.asarray(fractal_optax.chebyshev_step_sizes(
-        num_steps, np.float64(1.0 / kappa), np.float64(1.0)), np.float64)
+    steps = fractal_optax.chebyshev_step_sizes(
+      num_steps, np.float64(1.0 / kappa), np.float64(1.0)
+    )
+    steps = np.asarray(steps, np.float64)
+  return steps[step_order(order, num_steps, seed)]
 
 
 def predicted_num_steps(kappa: float, tolerance: float) -> int:
@@ -95,123 +85,44 @@ def predicted_num_steps(kappa: float, tolerance: float) -> int:
   return fractal_optax.chebyshev_num_steps(1.0 / kappa, 1.0, tolerance)
 
 
-def table_size(config: configs.Config) -> int:
-  """One length for every step table (one compile per dtype)."""
-  longest = max(
-      max(config.orders_num_steps), max(config.noise_num_steps),
-      *(predicted_num_steps(k, config.tolerance) for k in config.accel_kappas))
+def _table_size(longest: int) -> int:
+  """A power of two ≥ 1.25·longest: one step-table length, one compile."""
   return 1 << (int(longest * 1.25) - 1).bit_length()
 
 
-def _table(steps: np.ndarray, size: int) -> np.ndarray:
-  """``steps`` padded with zeros to ``size`` (for ``baselines.steps``)."""
-  if steps.size > size:
-    raise ValueError(f"{steps.size} steps do not fit a table of {size=}.")
-  return np.concatenate([steps, np.zeros(size - steps.size)])
+def table_size(config: Config) -> int:
+  """One length for every float64 step table (one compile per dtype)."""
+  accel = (
+    predicted_num_steps(k, config.tolerance) for k in config.accel_kappas
+  )
+  longest = max(*config.orders_num_steps, *config.noise_num_steps, *accel)
+  return _table_size(longest)
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite(value: float) -> float | None:
   return float(value) if math.isfinite(value) else None
 
 
-# ---------------------------------------------------------------------------
-# 1. Orders and precision.
-# ---------------------------------------------------------------------------
+def _ratio(num, den):
+  return num / den if num and den else None
 
 
-def orders(config: configs.Config, progress: Progress = _quiet
-           ) -> dict[str, Any]:
-  """Final and intermediate errors of every order, dtype, κ and ``T``.
-
-  Returns:
-    One record per (κ, T, order, dtype) with ``final_error`` (relative, None
-    when inf/NaN), ``bound``, ``final_over_bound``, ``max_error`` (largest
-    intermediate error, None when inf/NaN), ``first_nonfinite`` (step, or
-    None) and the order's ``profile`` (``stability_profile`` fields, for
-    ``T ≤ profile_max_steps``); ``curves[dtype][order]``: the error after
-    each step at (``figure_kappa``, ``figure_num_steps``).
-  """
-  size = table_size(config)
-  records, curves = [], {}
-  with jax.enable_x64(True):
-    quadratics = {(dtype, kappa): problems.make_quadratic(
-        config.orders_dim, kappa, dense=True, dtype=dtype,
-        seed=config.seed)[0]
-                  for dtype in config.orders_dtypes
-                  for kappa in config.orders_kappas}
-    for kappa in config.orders_kappas:
-      m = 1.0 / kappa
-      for t in config.orders_num_steps:
-        steps = chebyshev_steps(t, kappa)
-        bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
-        for order_name in ORDERS:
-          ordered = steps[step_order(order_name, t, config.seed)]
-          profile = None
-          if t <= config.profile_max_steps:
-            profile = fractal_optax.stability_profile(
-                ordered, m, 1.0,
-                oversample=config.profile_oversample)._asdict()
-          for dtype in config.orders_dtypes:
-            traj = simulation.run(baselines.steps, (_table(ordered, size),),
-                                  quadratics[dtype, kappa], num_steps=t,
-                                  chunk_size=config.chunk_size)
-            final, finite = traj.final, traj.first_nonfinite is None
-            records.append({
-                "kappa": kappa, "num_steps": t, "order": order_name,
-                "dtype": dtype, "final_error": _finite_or_none(final),
-                "bound": bound,
-                "final_over_bound": (final / bound if math.isfinite(final)
-                                     and bound > 0 else None),
-                "max_error": (_finite_or_none(float(np.max(traj.errors)))
-                              if finite else None),
-                "first_nonfinite": traj.first_nonfinite, "finite": finite,
-                "profile": profile,
-            })
-            if kappa == config.figure_kappa and t == config.figure_num_steps:
-              curves.setdefault(dtype, {})[order_name] = [
-                  _finite_or_none(v) for v in traj.errors]
-            progress()
-  floor = {dtype: {str(k): k * UNIT_ROUNDOFF[dtype]
-                   for k in config.orders_kappas}
-           for dtype in config.orders_dtypes}
-  return {"dim": config.orders_dim, "records": records, "curves": curves,
-          "curve_kappa": config.figure_kappa,
-          "curve_num_steps": config.figure_num_steps,
-          "precision_floor": floor, "horizons": horizons(records)}
+def _run(config: Config, builder, args, problem, num_steps: int, **kw):
+  kw.setdefault("chunk_size", config.chunk_size)
+  return simulation.run(builder, args, problem, num_steps=num_steps, **kw)
 
 
-def horizons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-  """Per (κ, dtype, order): up to which ``T`` the runs make progress.
-
-  ``horizon`` is the largest ``T`` of the grid such that every run with
-  ``T' ≤ T`` ends finite with error below 1 (better than ``x_0``); None when
-  the smallest ``T`` already fails. ``all_passed``: no ``T`` of the grid
-  fails.
-  """
-  groups = {}
-  for r in records:
-    groups.setdefault((r["kappa"], r["dtype"], r["order"]), []).append(r)
-  out = []
-  for (kappa, dtype, order), recs in groups.items():
-    horizon, failed_at = None, None
-    for r in sorted(recs, key=lambda r: r["num_steps"]):
-      if r["final_error"] is None or r["final_error"] >= 1.0:
-        failed_at = r["num_steps"]
-        break
-      horizon = r["num_steps"]
-    out.append({"kappa": kappa, "dtype": dtype, "order": order,
-                "horizon": horizon, "first_failure": failed_at,
-                "all_passed": failed_at is None})
-  return out
+def _run_steps(config: Config, steps, size: int, problem, **kw):
+  """One pass over ``steps``, padded to ``size`` (for ``baselines.steps``)."""
+  if steps.size > size:
+    raise ValueError(f"{steps.size} steps do not fit a table of {size=}.")
+  table = np.concatenate([steps, np.zeros(size - steps.size)])
+  return _run(config, baselines.steps, (table,), problem, steps.size, **kw)
 
 
-# ---------------------------------------------------------------------------
-# 2. Acceleration, wall time and state.
-# ---------------------------------------------------------------------------
-
-
-def smallest_sufficient(final_error: Callable[[int], float], tolerance: float,
-                        *, start: int, limit: int) -> int | None:
+def smallest_sufficient(
+  final_error: Callable[[int], float], tolerance: float, *, start, limit
+) -> int | None:
   """Smallest ``T ≤ limit`` with ``final_error(T) ≤ tolerance``, by bisection.
 
   Assumes ``final_error`` decreases with ``T`` (true of the Chebyshev bound;
@@ -235,8 +146,125 @@ def smallest_sufficient(final_error: Callable[[int], float], tolerance: float,
   return hi
 
 
-def acceleration(config: configs.Config, progress: Progress = _quiet
-                 ) -> dict[str, Any]:
+def _single_cycle(config: Config, problem, kappa: float, eps: float, size):
+  """The smallest ``T`` whose one fractal cycle reaches ε, its final error."""
+
+  @functools.cache
+  def final(t: int) -> float:
+    steps = ordered_steps("fractal", t, kappa)
+    return _run_steps(config, steps, size, problem).final
+
+  start = predicted_num_steps(kappa, eps)
+  t = smallest_sufficient(final, eps, start=start, limit=size)
+  return t, (final(t) if t else None)
+
+
+# ---------------------------------------------------------------------------
+# 1. Orders and precision.
+# ---------------------------------------------------------------------------
+
+
+@jax.enable_x64(True)
+def orders(config: Config, progress: Progress) -> dict[str, Any]:
+  """Final and intermediate errors of every order, dtype, κ and ``T``.
+
+  Returns:
+    One record per (κ, T, order, dtype) with ``final_error`` (relative, None
+    when inf/NaN), ``bound``, ``final_over_bound``, ``max_error`` (largest
+    intermediate error, None when inf/NaN), ``first_nonfinite`` (step, or
+    None) and the order's ``profile`` (``stability_profile`` fields, for
+    ``T ≤ profile_max_steps``); ``curves[dtype][order]``: the error after
+    each step at (``figure_kappa``, ``figure_num_steps``).
+  """
+  size, dim, records, curves = table_size(config), config.orders_dim, [], {}
+  quadratics = {
+    (dtype, kappa): problems.make_quadratic(
+      dim, kappa, dense=True, dtype=dtype, seed=config.seed
+    )
+    for dtype in config.orders_dtypes
+    for kappa in config.orders_kappas
+  }
+  for kappa in config.orders_kappas:
+    for t in config.orders_num_steps:
+      bound = fractal_optax.chebyshev_error_bound(t, 1.0 / kappa, 1.0)
+      for order in ORDERS:
+        steps = ordered_steps(order, t, kappa, config.seed)
+        profile = None
+        if t <= config.profile_max_steps:
+          profile = fractal_optax.stability_profile(
+            steps, 1.0 / kappa, 1.0, oversample=config.profile_oversample
+          )._asdict()
+        for dtype in config.orders_dtypes:
+          traj = _run_steps(config, steps, size, quadratics[dtype, kappa])
+          final, finite = traj.final, traj.first_nonfinite is None
+          ok = math.isfinite(final) and bound > 0
+          records.append(
+            {
+              "kappa": kappa,
+              "num_steps": t,
+              "order": order,
+              "dtype": dtype,
+              "final_error": _finite(final),
+              "bound": bound,
+              "final_over_bound": final / bound if ok else None,
+              "max_error": _finite(np.max(traj.errors)) if finite else None,
+              "first_nonfinite": traj.first_nonfinite,
+              "finite": finite,
+              "profile": profile,
+            }
+          )
+          if (kappa, t) == (config.figure_kappa, config.figure_num_steps):
+            curve = [_finite(v) for v in traj.errors]
+            curves.setdefault(dtype, {})[order] = curve
+          progress()
+  floor = {
+    dtype: {str(k): k * UNIT_ROUNDOFF[dtype] for k in config.orders_kappas}
+    for dtype in config.orders_dtypes
+  }
+  return {
+    "dim": dim,
+    "records": records,
+    "curves": curves,
+    "curve_kappa": config.figure_kappa,
+    "curve_num_steps": config.figure_num_steps,
+    "precision_floor": floor,
+    "horizons": horizons(records),
+  }
+
+
+def horizons(records: list[Record]) -> list[Record]:
+  """Per (κ, dtype, order): up to which ``T`` the runs make progress.
+
+  ``horizon`` is the largest ``T`` of the grid such that every run with
+  ``T' ≤ T`` ends finite with error below 1 (better than ``x_0``); None when
+  the smallest ``T`` already fails. ``all_passed``: no ``T`` of the grid
+  fails.
+  """
+  groups = {}
+  for r in records:
+    groups.setdefault((r["kappa"], r["dtype"], r["order"]), []).append(r)
+  out = []
+  for (kappa, dtype, order), recs in groups.items():
+    horizon, failed_at = None, None
+    for r in sorted(recs, key=lambda r: r["num_steps"]):
+      if r["final_error"] is None or r["final_error"] >= 1.0:
+        failed_at = r["num_steps"]
+        break
+      horizon = r["num_steps"]
+    head = {"kappa": kappa, "dtype": dtype, "order": order, "horizon": horizon}
+    out.append(
+      {**head, "first_failure": failed_at, "all_passed": failed_at is None}
+    )
+  return out
+
+
+# ---------------------------------------------------------------------------
+# 2. Acceleration, wall time and state.
+# ---------------------------------------------------------------------------
+
+
+@jax.enable_x64(True)
+def acceleration(config: Config, progress: Progress) -> dict[str, Any]:
   """Iterations to ε of every method at every κ (float64, diagonal problems).
 
   The fractal schedule as one cycle: ``measured`` is the smallest ``T`` whose
@@ -247,59 +275,74 @@ def acceleration(config: configs.Config, progress: Progress = _quiet
   Every other method counts the first iteration whose error is ≤ ε. Short
   fractal cycles (``fractal_T8`` …) run ``fractal_sgd(T, cycle=True)``.
   """
-  size, eps, records = table_size(config), config.tolerance, []
-  run = lambda builder, args, problem, num_steps, **kw: simulation.run(
-      builder, args, problem, num_steps=num_steps,
-      chunk_size=config.chunk_size, **kw)
-  with jax.enable_x64(True):
-    for kappa in config.accel_kappas:
-      problem, spec = problems.make_quadratic(
-          config.accel_dim, kappa, dense=False, dtype="float64",
-          seed=config.seed)
-      curvatures = (spec.min_curvature, spec.max_curvature)
-      m, big_m = curvatures
-
-      def add(method_name, iterations, **extra):
-        records.append({"kappa": kappa, "method": method_name,
-                        "iterations": iterations, **extra})
-        progress()
-
-      def iterations_to_eps(builder, args=curvatures):
-        return run(builder, args, problem, config.max_iterations,
-                   stop_below=eps).first_below
-
-      add("gd", iterations_to_eps(baselines.constant),
-          learning_rate=2.0 / (big_m + m))
-      add("gd_1/M", iterations_to_eps(baselines.gd), learning_rate=1 / big_m)
-      for name, constants in (
-          ("heavy_ball", baselines.heavy_ball_constants(m, big_m)),
-          ("nesterov", baselines.nesterov_constants(m, big_m))):
-        add(name, iterations_to_eps(baselines.BASELINES[name]),
-            learning_rate=constants[0], momentum=constants[1])
-      add("silver", iterations_to_eps(baselines.silver),
-          period=2**baselines.silver_num_doublings(m, big_m))
-
-      predicted = predicted_num_steps(kappa, eps)
-      final_at = lambda t, kappa=kappa, problem=problem: run(
-          baselines.steps, (_table(chebyshev_steps(t, kappa)[
-              fractal_optax.fractal_order(t)], size),), problem, t).final
-      measured = smallest_sufficient(final_at, eps, start=predicted,
-                                     limit=size)
-      confirm = (run(simulation.fractal_builder(measured), curvatures,
-                     problem, measured).final if measured else None)
-      add("fractal", measured, predicted=predicted,
-          ratio_to_predicted=(measured / predicted if measured else None),
-          final_error=final_at(measured) if measured else None,
-          fractal_sgd_final_error=confirm)
-      for t in config.cycle_lengths:
-        add(f"fractal_T{t}",
-            iterations_to_eps(simulation.fractal_builder(t)), cycle_length=t,
-            cycle_bound=fractal_optax.chebyshev_error_bound(t, m, big_m))
-  return {"dim": config.accel_dim, "tolerance": eps, "records": records}
+  records = []
+  for kappa in config.accel_kappas:
+    records += _accelerate(config, kappa, progress)
+  return {
+    "dim": config.accel_dim,
+    "tolerance": config.tolerance,
+    "records": records,
+  }
 
 
-def timing(config: configs.Config, progress: Progress = _quiet
-           ) -> dict[str, Any]:
+def _accelerate(
+  config: Config, kappa: float, progress: Progress
+) -> list[Record]:
+  """The records of :func:`acceleration` at one κ."""
+  problem = problems.make_quadratic(
+    config.accel_dim, kappa, dense=False, dtype="float64", seed=config.seed
+  )
+  m, eps, n_max, records = (
+    1.0 / kappa,
+    config.tolerance,
+    config.max_iterations,
+    [],
+  )
+
+  def add(method, builder=None, iterations=None, **extra):
+    if builder is not None:
+      traj = _run(config, builder, (m, 1.0), problem, n_max, stop_below=eps)
+      iterations = traj.first_below
+    records.append(
+      {"kappa": kappa, "method": method, "iterations": iterations, **extra}
+    )
+    progress()
+
+  hb = baselines.heavy_ball_constants(m, 1.0)
+  nesterov = baselines.nesterov_constants(m, 1.0)
+  extras = {
+    "gd": {"learning_rate": 2.0 / (1.0 + m)},
+    "gd_1/M": {"learning_rate": 1.0},
+    "heavy_ball": {"learning_rate": hb[0], "momentum": hb[1]},
+    "nesterov": {"learning_rate": nesterov[0], "momentum": nesterov[1]},
+    "silver": {"period": 2 ** baselines.silver_num_doublings(m, 1.0)},
+  }
+  for name in BASELINES:
+    add(name, baselines.BASELINES[name], **extras[name])
+  predicted = predicted_num_steps(kappa, eps)
+  measured, final = _single_cycle(
+    config, problem, kappa, eps, table_size(config)
+  )
+  confirm = None
+  if measured:
+    builder = simulation.fractal_builder(measured)
+    confirm = _run(config, builder, (m, 1.0), problem, measured).final
+  add(
+    "fractal",
+    iterations=measured,
+    predicted=predicted,
+    ratio_to_predicted=_ratio(measured, predicted),
+    final_error=final,
+    fractal_sgd_final_error=confirm,
+  )
+  for t in config.cycle_lengths:
+    bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
+    builder = simulation.fractal_builder(t)
+    add(f"fractal_T{t}", builder, cycle_length=t, cycle_bound=bound)
+  return records
+
+
+def timing(config: Config, progress: Progress) -> dict[str, Any]:
   """Wall time per iteration and state bytes of each optimiser (float32).
 
   Measured on diagonal float32 problems at ``κ = target_kappa`` (x64 off, as
@@ -310,28 +353,30 @@ def timing(config: configs.Config, progress: Progress = _quiet
   kappa = config.target_kappa
   m, t = 1.0 / kappa, predicted_num_steps(kappa, config.tolerance)
   out = {"kappa": kappa, "fractal_num_steps": t, "problems": []}
-  opts = {"sgd": baselines.constant(m, 1.0),
-          **{name: baselines.BASELINES[name](m, 1.0)
-             for name in ("heavy_ball", "nesterov", "silver")},
-          "fractal": baselines.fractal(t, m, 1.0)}
-  for dim, num_steps in zip(config.timing_dims, config.timing_steps):
-    problem, _ = problems.make_quadratic(dim, kappa, dense=False,
-                                         dtype="float32", seed=config.seed)
+  opts = {"sgd": baselines.constant(m, 1.0)}
+  for name in ("heavy_ball", "nesterov", "silver"):
+    opts[name] = baselines.BASELINES[name](m, 1.0)
+  opts["fractal"] = baselines.fractal(t, m, 1.0)
+  for dim, num_steps in zip(
+    config.timing_dims, config.timing_steps, strict=True
+  ):
+    problem = problems.make_quadratic(
+      dim, kappa, dense=False, dtype="float32", seed=config.seed
+    )
+    repeats = config.timing_repeats
     result = simulation.time_per_iteration(
-        opts, problem, num_steps=num_steps, repeats=config.timing_repeats,
-        progress=progress)
-    reference = result["sgd"]
+      opts, problem, num_steps=num_steps, repeats=repeats, progress=progress
+    )
     for name, r in result.items():
-      for key, ref in (("relative_to_sgd", "seconds_per_step"),
-                       ("cpu_relative_to_sgd", "cpu_seconds_per_step")):
-        r[key] = r[ref] / reference[ref]
-      doubled = simulation.state_bytes(
-          opts[name].init(np.zeros(2 * dim, np.float32)))
-      r["state_bytes_at_2d"] = doubled
-      r["per_parameter_state"] = doubled > r["state_bytes"]
-    out["problems"].append({"dim": dim, "num_steps": num_steps,
-                            "repeats": config.timing_repeats,
-                            "optimizers": result})
+      for key in ("seconds_per_step", "cpu_seconds_per_step"):
+        ratio = r[key] / result["sgd"][key]
+        r[key.replace("seconds_per_step", "relative_to_sgd")] = ratio
+      x = np.zeros(2 * dim, np.float32)
+      r["state_bytes_at_2d"] = simulation.state_bytes(opts[name].init(x))
+      r["per_parameter_state"] = r["state_bytes_at_2d"] > r["state_bytes"]
+    out["problems"].append(
+      dict(dim=dim, num_steps=num_steps, repeats=repeats, optimizers=result)
+    )
   return out
 
 
@@ -340,8 +385,8 @@ def timing(config: configs.Config, progress: Progress = _quiet
 # ---------------------------------------------------------------------------
 
 
-def noise(config: configs.Config, progress: Progress = _quiet
-          ) -> dict[str, Any]:
+@jax.enable_x64(True)
+def noise(config: Config, progress: Progress) -> dict[str, Any]:
   r"""Final error per order under additive Gaussian gradient noise.
 
   The gradient is ``Ax − b + s·ξ_t`` with ``ξ_t ~ N(0, I)`` and ``s =
@@ -359,42 +404,45 @@ def noise(config: configs.Config, progress: Progress = _quiet
   """
   kappa, dim = config.noise_kappa, config.orders_dim
   m, size, records = 1.0 / kappa, table_size(config), []
-  with jax.enable_x64(True):
-    problem, _ = problems.make_quadratic(dim, kappa, dense=True,
-                                         dtype="float64", seed=config.seed)
-    eigenvalues = problems.spectrum(dim, m, 1.0)
-    grad_norm = float(np.linalg.norm(np.asarray(problem.rhs)))
-    for t in config.noise_num_steps:
-      steps = chebyshev_steps(t, kappa)
-      for order_name in ORDERS:
-        ordered = steps[step_order(order_name, t, config.seed)]
-        # suffix[t, i] = ∏_{u > t} (1 − η_u λ_i).
-        factors = 1.0 - np.outer(ordered, eigenvalues)
-        suffix = np.ones_like(factors)
-        suffix[:-1] = np.cumprod(factors[::-1], axis=0)[::-1][1:]
-        gain = math.sqrt(float(np.sum(ordered[:, None]**2 * suffix**2)))
-        for sigma in config.noise_scales:
-          std = sigma * grad_norm / math.sqrt(dim)
-          finals = []
-          for r in range(config.noise_repeats if sigma > 0 else 1):
-            finals.append(simulation.run(
-                baselines.steps, (_table(ordered, size),), problem,
-                num_steps=t, chunk_size=config.chunk_size, noise_std=std,
-                seed=config.seed * 1000 + r).final)
-            progress()
-          records.append({
-              "num_steps": t, "order": order_name, "sigma": sigma,
-              "noise_std": std,
-              "final_error_median": _finite_or_none(float(np.median(finals))),
-              "final_errors": [_finite_or_none(f) for f in finals],
-              "predicted_noise_error": std * gain,
-              "bound": fractal_optax.chebyshev_error_bound(t, m, 1.0),
-          })
+  problem = problems.make_quadratic(
+    dim, kappa, dense=True, dtype="float64", seed=config.seed
+  )
+  eigenvalues = problems.spectrum(dim, m, 1.0)
+  grad_norm = float(np.linalg.norm(np.asarray(problem.rhs)))
+  for t in config.noise_num_steps:
+    for order in ORDERS:
+      steps = ordered_steps(order, t, kappa, config.seed)
+      # suffix[t, i] = ∏_{u > t} (1 − η_u λ_i).
+      factors = 1.0 - np.outer(steps, eigenvalues)
+      suffix = np.ones_like(factors)
+      suffix[:-1] = np.cumprod(factors[::-1], axis=0)[::-1][1:]
+      gain = math.sqrt(float(np.sum(steps[:, None] ** 2 * suffix**2)))
+      for sigma in config.noise_scales:
+        std, finals = sigma * grad_norm / math.sqrt(dim), []
+        for r in range(config.noise_repeats if sigma > 0 else 1):
+          seed = config.seed * 1000 + r
+          run = _run_steps(
+            config, steps, size, problem, noise_std=std, seed=seed
+          )
+          finals.append(run.final)
+          progress()
+        records.append(
+          {
+            "num_steps": t,
+            "order": order,
+            "sigma": sigma,
+            "noise_std": std,
+            "final_error_median": _finite(float(np.median(finals))),
+            "final_errors": [_finite(f) for f in finals],
+            "predicted_noise_error": std * gain,
+            "bound": fractal_optax.chebyshev_error_bound(t, m, 1.0),
+          }
+        )
   return {"kappa": kappa, "dim": dim, "records": records}
 
 
-def negative_progress(config: configs.Config, progress: Progress = _quiet
-                      ) -> dict[str, Any]:
+@jax.enable_x64(True)
+def negative_progress(config: Config, progress: Progress) -> dict[str, Any]:
   """How the fractal schedule's loss goes up and down within one cycle.
 
   One cycle of ``fractal_optax.fractal_sgd(T, m, M)`` on the dense float64
@@ -404,31 +452,33 @@ def negative_progress(config: configs.Config, progress: Progress = _quiet
   float64 floor ``κ·u₆₄`` when the bound is below it).
   """
   records = []
-  with jax.enable_x64(True):
-    for kappa in config.negative_kappas:
-      problem, spec = problems.make_quadratic(
-          config.orders_dim, kappa, dense=True, dtype="float64",
-          seed=config.seed)
-      m = spec.min_curvature
-      for t in config.negative_num_steps:
-        traj = simulation.run(simulation.fractal_builder(t), (m, 1.0),
-                              problem, num_steps=t,
-                              chunk_size=config.chunk_size, track_loss=True)
-        loss = traj.losses
-        ratio = loss[1:] / loss[:-1]
-        bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
-        floor = kappa * UNIT_ROUNDOFF["float64"]
-        records.append({
-            "kappa": kappa, "num_steps": t,
-            "fraction_increasing": float(np.mean(ratio > 1.0)),
-            "num_increasing": int(np.sum(ratio > 1.0)),
-            "max_increase_factor": float(np.max(ratio)),
-            "max_loss_over_initial": float(np.max(loss) / loss[0]),
-            "final_error": traj.final, "bound": bound,
-            "final_over_bound": traj.final / bound, "float64_floor": floor,
-            "within_bound_or_floor": traj.final <= max(bound, floor),
-        })
-        progress()
+  for kappa in config.negative_kappas:
+    problem = problems.make_quadratic(
+      config.orders_dim, kappa, dense=True, dtype="float64", seed=config.seed
+    )
+    m, floor = 1.0 / kappa, kappa * UNIT_ROUNDOFF["float64"]
+    for t in config.negative_num_steps:
+      builder = simulation.fractal_builder(t)
+      traj = _run(config, builder, (m, 1.0), problem, t, track_loss=True)
+      loss, final = traj.losses, traj.final
+      ratio = loss[1:] / loss[:-1]
+      bound = fractal_optax.chebyshev_error_bound(t, m, 1.0)
+      records.append(
+        {
+          "kappa": kappa,
+          "num_steps": t,
+          "fraction_increasing": float(np.mean(ratio > 1.0)),
+          "num_increasing": int(np.sum(ratio > 1.0)),
+          "max_increase_factor": float(np.max(ratio)),
+          "max_loss_over_initial": float(np.max(loss) / loss[0]),
+          "final_error": final,
+          "bound": bound,
+          "final_over_bound": final / bound,
+          "float64_floor": floor,
+          "within_bound_or_floor": final <= max(bound, floor),
+        }
+      )
+      progress()
   return {"dim": config.orders_dim, "records": records}
 
 
@@ -449,32 +499,45 @@ def adaptive_num_steps(kappa: float) -> int:
   return 1 << (math.ceil(math.sqrt(kappa)) - 1).bit_length()
 
 
-def _curve(evaluations: np.ndarray, errors: np.ndarray, stop: int | None,
-           num_points: int = 300) -> dict[str, list[Any]]:
-  """At most ``num_points`` (evaluations, error) pairs of a run up to ε."""
-  n = errors.size if stop is None else stop
-  idx = np.unique(np.linspace(0, n - 1, min(n, num_points)).astype(int))
-  return {"evaluations": [int(v) for v in evaluations[idx]],
-          "errors": [_finite_or_none(float(f"{v:.4g}")) for v in errors[idx]]}
-
-
-def _timed(fn: Callable[[], simulation.Trajectory], repeats: int
-           ) -> tuple[simulation.Trajectory, float]:
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
   """``fn()`` once to compile, then the median wall time of ``repeats``."""
-  traj = fn()
-  times = []
+  traj, times = fn(), []
   for _ in range(repeats):
     start = time.perf_counter()
     again = fn()
     times.append(time.perf_counter() - start)
     if again.first_below != traj.first_below:
-      raise RuntimeError("a repeated run reached ε at another step: "
-                         f"{traj.first_below} then {again.first_below}.")
+      raise RuntimeError(
+        "a repeated run reached ε at another step: "
+        f"{traj.first_below} then {again.first_below}."
+      )
   return traj, statistics.median(times)
 
 
-def adaptive(config: configs.Config, progress: Progress = _quiet
-             ) -> dict[str, Any]:
+def _summary(traj, seconds: float, evaluations: np.ndarray) -> Record:
+  """Steps, evaluations (the cost after each step) and wall time to ε of a
+  run, and at most 300 (evaluations, error) points of it up to ε."""
+  hit, n = traj.first_below, traj.errors.size
+  idx = np.linspace(0, (hit or n) - 1, min(hit or n, 300)).astype(int)
+  idx = np.unique(idx)
+  finite = bool(np.all(np.isfinite(traj.errors)))
+  return {
+    "iterations": hit,
+    "evaluations": int(evaluations[hit - 1]) if hit else None,
+    "finite": traj.first_nonfinite is None and finite,
+    "first_nonfinite": traj.first_nonfinite,
+    "wall_seconds": seconds,
+    "steps_run": n,
+    "seconds_per_step": seconds / n,
+    "seconds_to_eps": seconds / n * hit if hit else None,
+    "curve": {
+      "evaluations": [int(v) for v in evaluations[idx]],
+      "errors": [_finite(float(f"{v:.4g}")) for v in traj.errors[idx]],
+    },
+  }
+
+
+def adaptive(config: Config, progress: Progress) -> dict[str, Any]:
   """``adaptive_fractal_sgd`` with ``M`` unknown against the oracle fractal.
 
   Diagonal float32 problems (x64 off, as a user runs them) with spectrum
@@ -499,88 +562,84 @@ def adaptive(config: configs.Config, progress: Progress = _quiet
   jitted chunks of ``chunk_size`` steps, which may run past ε to the end of a
   chunk); ``seconds_to_eps`` scales it to the steps to ε.
   """
-  eps, dim, records = config.adaptive_tolerance, config.adaptive_dim, []
-  size = 1 << (int(1.25 * predicted_num_steps(
-      max(config.adaptive_kappas), eps)) - 1).bit_length()
-  repeats = config.adaptive_timing_repeats
+  eps, records = config.adaptive_tolerance, []
+  size = _table_size(predicted_num_steps(max(config.adaptive_kappas), eps))
   for kappa in config.adaptive_kappas:
-    problem, spec = problems.make_quadratic(dim, kappa, dense=False,
-                                            dtype="float32", seed=config.seed)
-    m, big_m = spec.min_curvature, spec.max_curvature
-    t = adaptive_num_steps(kappa)
+    records += _adaptive_at(config, kappa, size, progress)
+  signature = inspect.signature(fractal_optax.adaptive_fractal_sgd)
+  defaults = {
+    name: p.default
+    for name, p in signature.parameters.items()
+    if p.default is not inspect.Parameter.empty
+  }
+  return {
+    "dim": config.adaptive_dim,
+    "dtype": "float32",
+    "tolerance": eps,
+    "library_defaults": defaults,
+    "library_source": _ADAPTIVE_SOURCE,
+    "records": records,
+  }
 
-    def summarise(method, traj, seconds, evaluations, **extra):
-      hit = traj.first_below
-      steps_run = traj.errors.size
-      cost = int(evaluations[hit - 1]) if hit else None
-      rec = {"kappa": kappa, "num_steps": t, "method": method,
-             "iterations": hit, "evaluations": cost,
-             "finite": traj.first_nonfinite is None
-                       and bool(np.all(np.isfinite(traj.errors))),
-             "first_nonfinite": traj.first_nonfinite,
-             "wall_seconds": seconds, "steps_run": steps_run,
-             "seconds_per_step": seconds / steps_run,
-             "seconds_to_eps": (seconds / steps_run * hit if hit else None),
-             "curve": _curve(evaluations, traj.errors, hit), **extra}
-      records.append(rec)
-      progress()
-      return rec
 
-    oracle_run = lambda: simulation.run(
-        simulation.fractal_builder(t), (m, big_m), problem,
-        num_steps=config.max_iterations, chunk_size=config.chunk_size,
-        stop_below=eps)
-    traj, seconds = _timed(oracle_run, repeats)
-    oracle = summarise("oracle", traj, seconds,
-                       np.arange(1, traj.errors.size + 1))
+def _adaptive_at(config: Config, kappa: float, size: int, progress: Progress):
+  """The records of :func:`adaptive` at one κ."""
+  problem = problems.make_quadratic(
+    config.adaptive_dim, kappa, dense=False, dtype="float32", seed=config.seed
+  )
+  m, t = 1.0 / kappa, adaptive_num_steps(kappa)
+  eps, repeats = config.adaptive_tolerance, config.adaptive_timing_repeats
 
-    final_at = lambda n, problem=problem, kappa=kappa: simulation.run(
-        baselines.steps, (_table(chebyshev_steps(n, kappa)[
-            fractal_optax.fractal_order(n)], size),), problem, num_steps=n,
-        chunk_size=config.chunk_size).final
-    single = smallest_sufficient(final_at, eps, start=predicted_num_steps(
-        kappa, eps), limit=size)
-    records.append({"kappa": kappa, "method": "single_cycle",
-                    "num_steps": single, "iterations": single,
-                    "evaluations": single,
-                    "predicted": predicted_num_steps(kappa, eps)})
+  def to_eps(builder, args, num_steps, **kw):
+    return _run(config, builder, args, problem, num_steps, stop_below=eps, **kw)
 
-    budget = config.adaptive_budget * (oracle["iterations"]
-                                       or config.max_iterations)
-    for guess in config.adaptive_guesses:
-      adaptive_run = lambda guess=guess: simulation.run(
-          simulation.adaptive_builder(t), (m, guess * big_m), problem,
-          num_steps=budget, chunk_size=config.chunk_size, stop_below=eps,
-          with_value=True, record=simulation.adaptive_cost)
-      traj, seconds = _timed(adaptive_run, repeats)
-      rec = traj.recorded
-      at = (traj.first_below or traj.errors.size) - 1
-      summarise(
-          "adaptive", traj, seconds, rec["evaluations"], guess=guess,
-          max_curvature_guess=guess * big_m,
-          num_hvps=int(rec["num_hvps"][at]),
-          num_value_evals=int(rec["num_value_evals"][at]),
-          num_rejected=int(rec["num_rejected"][at]),
-          num_accepted=int(rec["num_accepted"][at]),
-          final_max_curvature=float(rec["max_curvature"][at]),
-          final_min_curvature=float(rec["min_curvature"][at]),
-          true_max_curvature=big_m, budget=budget,
-          best_error=_finite_or_none(float(np.nanmin(traj.errors))))
-  by = {(r["kappa"], r["method"]): r for r in records
-        if r["method"] != "adaptive"}
-  for r in records:
-    if r["method"] == "adaptive":
-      o, s1 = by[r["kappa"], "oracle"], by[r["kappa"], "single_cycle"]
-      r["ratio_to_oracle"] = _ratio(r["evaluations"], o["evaluations"])
-      r["ratio_to_single_cycle"] = _ratio(r["evaluations"], s1["evaluations"])
-      r["wall_ratio_to_oracle"] = _ratio(r["seconds_to_eps"],
-                                         o["seconds_to_eps"])
-  defaults = {name: p.default for name, p in inspect.signature(
-      fractal_optax.adaptive_fractal_sgd).parameters.items()
-              if p.default is not inspect.Parameter.empty}
-  return {"dim": dim, "dtype": "float32", "tolerance": eps,
-          "library_defaults": defaults, "library_source": _ADAPTIVE_SOURCE,
-          "records": records}
+  oracle_builder = simulation.fractal_builder(t)
+  traj, seconds = _timed(
+    lambda: to_eps(oracle_builder, (m, 1.0), config.max_iterations), repeats
+  )
+  oracle = _summary(traj, seconds, np.arange(1, traj.errors.size + 1))
+  head = {"kappa": kappa, "num_steps": t}
+  records = [{**head, "method": "oracle", **oracle}]
+  progress()
+  single, _ = _single_cycle(config, problem, kappa, eps, size)
+  records.append(
+    {
+      "kappa": kappa,
+      "method": "single_cycle",
+      "num_steps": single,
+      "iterations": single,
+      "evaluations": single,
+      "predicted": predicted_num_steps(kappa, eps),
+    }
+  )
+  budget = config.adaptive_budget * (
+    oracle["iterations"] or config.max_iterations
+  )
+  builder = simulation.fractal_builder(t, adaptive=True)
+  for guess in config.adaptive_guesses:
+    traj, seconds = _timed(
+      lambda g=guess: to_eps(builder, (m, g), budget, adaptive=True), repeats
+    )
+    counts, at = traj.recorded, (traj.first_below or traj.errors.size) - 1
+    rec = _summary(traj, seconds, counts["evaluations"])
+    rec.update(
+      guess=guess,
+      max_curvature_guess=guess,
+      **{k: int(counts[k][at]) for k in simulation.COUNTERS},
+      final_max_curvature=float(counts["max_curvature"][at]),
+      final_min_curvature=float(counts["min_curvature"][at]),
+      true_max_curvature=1.0,
+      budget=budget,
+      best_error=_finite(float(np.nanmin(traj.errors))),
+      ratio_to_oracle=_ratio(rec["evaluations"], oracle["evaluations"]),
+      ratio_to_single_cycle=_ratio(rec["evaluations"], single),
+      wall_ratio_to_oracle=_ratio(
+        rec["seconds_to_eps"], oracle["seconds_to_eps"]
+      ),
+    )
+    records.append({**head, "method": "adaptive", **rec})
+    progress()
+  return records
 
 
 def _source_digest(fn: Callable[..., Any]) -> dict[str, str | None]:
@@ -599,12 +658,17 @@ def _source_digest(fn: Callable[..., Any]) -> dict[str, str | None]:
 _ADAPTIVE_SOURCE = _source_digest(fractal_optax.adaptive_fractal_sgd)
 
 
-def schedule_examples(config: configs.Config) -> list[dict[str, Any]]:
+def schedule_examples(config: Config) -> list[Record]:
   """The fractal schedule at ``figure_kappa`` for two cycle lengths."""
-  return [{"kappa": config.figure_kappa, "num_steps": t,
-           "step_sizes": chebyshev_steps(t, config.figure_kappa)[
-               fractal_optax.fractal_order(t)].tolist()}
-          for t in (64, config.figure_num_steps)]
+  kappa = config.figure_kappa
+  return [
+    {
+      "kappa": kappa,
+      "num_steps": t,
+      "step_sizes": ordered_steps("fractal", t, kappa).tolist(),
+    }
+    for t in (64, config.figure_num_steps)
+  ]
 
 
 # ---------------------------------------------------------------------------
@@ -613,164 +677,204 @@ def schedule_examples(config: configs.Config) -> list[dict[str, Any]]:
 
 
 def _target(name, description, measured, threshold, passed, **details):
-  return {"name": name, "description": description, "measured": measured,
-          "threshold": threshold, "passed": bool(passed), **details}
+  return {
+    "name": name,
+    "description": description,
+    "measured": measured,
+    "threshold": threshold,
+    "passed": bool(passed),
+    **details,
+  }
 
 
-def _ratio(num, den):
-  return num / den if num and den else None
-
-
-def targets(results: dict[str, Any], config: configs.Config
-            ) -> list[dict[str, Any]]:
+def targets(results: dict[str, Any], config: Config) -> list[Record]:
   """The issue's targets, each a ratio from this run with pass/fail."""
   accel = results["acceleration"]["records"]
   by = {(r["kappa"], r["method"]): r["iterations"] for r in accel}
-  ratios = {str(r["kappa"]): r["ratio_to_predicted"] for r in accel
-            if r["method"] == "fractal"}
+  ratios = {
+    str(r["kappa"]): r["ratio_to_predicted"]
+    for r in accel
+    if r["method"] == "fractal"
+  }
   valid = [v for v in ratios.values() if v is not None]
-  out = [_target(
+  k = config.target_kappa
+  gd, fr, hb = (by.get((k, name)) for name in ("gd", "fractal", "heavy_ball"))
+  speedup, hb_ratio = _ratio(gd, fr), _ratio(fr, hb)
+  timing = results["timing"]["problems"]
+  opts = timing[0]["optimizers"]
+  rel = opts["fractal"]["relative_to_sgd"]
+  return [
+    _target(
       "fractal_iterations_vs_bound",
       "fractal iterations-to-ε (one cycle, smallest sufficient T) / count "
       "predicted by chebyshev_error_bound, at every κ; within 5%",
       max(valid, key=lambda v: abs(v - 1.0)) if valid else None,
       "[0.95, 1.05]",
       len(valid) == len(ratios) and all(abs(v - 1) <= 0.05 for v in valid),
-      per_kappa=ratios)]
-
-  k = config.target_kappa
-  gd, fr, hb = (by.get((k, name)) for name in ("gd", "fractal", "heavy_ball"))
-  speedup = _ratio(gd, fr)
-  out.append(_target(
-      "fractal_vs_gd", f"GD(2/(M+m)) iterations / fractal iterations at "
-      f"κ={k:g}", speedup, ">= 50", speedup is not None and speedup >= 50,
-      gd_iterations=gd, fractal_iterations=fr))
-
-  timing = results["timing"]["problems"]
-  opts = timing[0]["optimizers"]
-  hb_ratio = _ratio(fr, hb)
-  out.append(_target(
-      "fractal_vs_heavy_ball", f"fractal iterations / heavy-ball iterations "
-      f"at κ={k:g}, with no per-parameter optimiser state", hb_ratio,
-      "<= 1.2", hb_ratio is not None and hb_ratio <= 1.2
+      per_kappa=ratios,
+    ),
+    _target(
+      "fractal_vs_gd",
+      f"GD(2/(M+m)) iterations / fractal iterations at κ={k:g}",
+      speedup,
+      ">= 50",
+      speedup is not None and speedup >= 50,
+      gd_iterations=gd,
+      fractal_iterations=fr,
+    ),
+    _target(
+      "fractal_vs_heavy_ball",
+      f"fractal iterations / heavy-ball iterations at κ={k:g}, with no "
+      "per-parameter optimiser state",
+      hb_ratio,
+      "<= 1.2",
+      hb_ratio is not None
+      and hb_ratio <= 1.2
       and not opts["fractal"]["per_parameter_state"],
-      heavy_ball_iterations=hb, fractal_iterations=fr,
+      heavy_ball_iterations=hb,
+      fractal_iterations=fr,
       fractal_state_bytes=opts["fractal"]["state_bytes"],
       heavy_ball_state_bytes=opts["heavy_ball"]["state_bytes"],
-      ratio_per_kappa={str(kk): _ratio(by.get((kk, "fractal")),
-                                       by.get((kk, "heavy_ball")))
-                       for kk in config.accel_kappas}))
-
-  out.extend(_float32_targets(results["orders"], config))
-
-  rel = opts["fractal"]["relative_to_sgd"]
-  out.append(_target(
-      "wall_time_vs_sgd", "fractal_sgd wall time per iteration / "
-      f"optax.sgd(constant), float32, d={timing[0]['dim']}", rel, "<= 1.05",
+      ratio_per_kappa={
+        str(kk): _ratio(by.get((kk, "fractal")), by.get((kk, "heavy_ball")))
+        for kk in config.accel_kappas
+      },
+    ),
+    *_float32_targets(results["orders"], config),
+    _target(
+      "wall_time_vs_sgd",
+      "fractal_sgd wall time per iteration / optax.sgd(constant), float32, "
+      f"d={timing[0]['dim']}",
+      rel,
+      "<= 1.05",
       rel <= 1.05,
-      per_problem={str(p["dim"]): p["optimizers"]["fractal"][
-          "relative_to_sgd"] for p in timing},
-      cpu_time_ratio=opts["fractal"]["cpu_relative_to_sgd"]))
-  out.extend(_adaptive_targets(results["adaptive"]))
-  return out
+      per_problem={
+        str(p["dim"]): p["optimizers"]["fractal"]["relative_to_sgd"]
+        for p in timing
+      },
+      cpu_time_ratio=opts["fractal"]["cpu_relative_to_sgd"],
+    ),
+    *_adaptive_targets(results["adaptive"]),
+  ]
 
 
-def _adaptive_targets(adaptive_result: dict[str, Any]
-                      ) -> list[dict[str, Any]]:
+def _adaptive_targets(adaptive_result: dict[str, Any]) -> list[Record]:
   """Adaptive evaluations-to-ε over the oracle fractal's, and finiteness."""
   runs = [r for r in adaptive_result["records"] if r["method"] == "adaptive"]
-  eps = adaptive_result["tolerance"]
-  out = []
-  for name, select, limit, where in (
-      ("adaptive_vs_oracle_kappa_ge_1e3", lambda k: k >= 1e3, 1.25,
-       "κ ≥ 1e3"),
-      ("adaptive_vs_oracle_kappa_below_1e3", lambda k: k < 1e3, 1.5,
-       "κ < 1e3")):
-    chosen = [r for r in runs if select(r["kappa"])]
-    if not chosen:
-      continue
+  eps, out = adaptive_result["tolerance"], []
+  for name, large, limit in (("ge_1e3", True, 1.25), ("below_1e3", False, 1.5)):
+    chosen = [r for r in runs if (r["kappa"] >= 1e3) == large]
     ratios = [r["ratio_to_oracle"] for r in chosen]
     valid = [v for v in ratios if v is not None]
-    out.append(_target(
-        name, f"adaptive_fractal_sgd gradient evaluations to ε={eps:g} "
-        "(count + extra evaluations + 2·HVPs) / oracle fractal_sgd(T, m, M) "
-        f"evaluations, float32, max over {where} and every max_curvature "
-        "guess", max(valid) if valid else None, f"<= {limit}",
-        len(valid) == len(ratios) and max(valid) <= limit,
-        per_run={f"kappa={r['kappa']:g},guess={r['guess']:g}":
-                 r["ratio_to_oracle"] for r in chosen}))
-  bad = [r for r in runs if not r["finite"]]
-  out.append(_target(
-      "adaptive_finite", "adaptive runs with a non-finite iterate (every κ "
-      "and guess)", len(bad), "== 0", not bad,
-      nonfinite_runs=[f"kappa={r['kappa']:g},guess={r['guess']:g}"
-                      for r in bad]))
+    if chosen:
+      out.append(
+        _target(
+          f"adaptive_vs_oracle_kappa_{name}",
+          f"adaptive_fractal_sgd gradient evaluations to ε={eps:g} (count + "
+          "extra evaluations + 2·HVPs) / oracle fractal_sgd(T, m, M) "
+          f"evaluations, float32, max over κ {'≥' if large else '<'} 1e3 "
+          "and every max_curvature guess",
+          max(valid) if valid else None,
+          f"<= {limit}",
+          len(valid) == len(chosen) and max(valid) <= limit,
+          per_run={_run_name(r): r["ratio_to_oracle"] for r in chosen},
+        )
+      )
+  bad = [_run_name(r) for r in runs if not r["finite"]]
+  out.append(
+    _target(
+      "adaptive_finite",
+      "adaptive runs with a non-finite iterate (every κ and guess)",
+      len(bad),
+      "== 0",
+      not bad,
+      nonfinite_runs=bad,
+    )
+  )
   return out
 
 
-def _float32_targets(orders_result: dict[str, Any], config: configs.Config
-                     ) -> list[dict[str, Any]]:
+def _run_name(record: Record) -> str:
+  return f"kappa={record['kappa']:g},guess={record['guess']:g}"
+
+
+def _float32_targets(orders: dict[str, Any], config: Config) -> list[Record]:
   """float32 against float64 at ``figure_kappa``, and the sorted orders."""
   kappa = config.figure_kappa
-  recs = {(r["num_steps"], r["order"], r["dtype"]): r
-          for r in orders_result["records"] if r["kappa"] == kappa}
+  recs = {
+    (r["num_steps"], r["order"], r["dtype"]): r
+    for r in orders["records"]
+    if r["kappa"] == kappa
+  }
   if not {"float32", "float64"} <= set(config.orders_dtypes) or not recs:
     return []
   floor = kappa * UNIT_ROUNDOFF["float32"]
   per_t, deviations, floor_ratios = {}, [], []
-  passed = True
   for t in sorted({key[0] for key in recs}):
-    e32 = recs[t, "fractal", "float32"]["final_error"]
-    e64 = recs[t, "fractal", "float64"]["final_error"]
-    ok, dev = False, None
-    if e32 is not None and e64 is not None:
-      dev = abs(e32 / e64 - 1.0)
-      ok = dev <= 0.01 or e32 <= floor
-      if e64 < floor:
-        floor_ratios.append(e32 / floor)
-      else:
-        deviations.append(dev)
-    passed &= ok
-    per_t[str(t)] = {"float32": e32, "float64": e64,
-                     "relative_deviation": dev, "passed": ok}
-  out = [_target(
+    e32, e64 = (
+      recs[t, "fractal", d]["final_error"] for d in ("float32", "float64")
+    )
+    dev = None if e32 is None or e64 is None else abs(e32 / e64 - 1.0)
+    if dev is not None and e64 < floor:
+      floor_ratios.append(e32 / floor)
+    elif dev is not None:
+      deviations.append(dev)
+    per_t[str(t)] = {
+      "float32": e32,
+      "float64": e64,
+      "relative_deviation": dev,
+      "passed": dev is not None and (dev <= 0.01 or e32 <= floor),
+    }
+  float32 = {(t, o): r for (t, o, d), r in recs.items() if d == "float32"}
+  first_bad = {}
+  for order in SORTED_ORDERS:
+    bad = [t for (t, o), r in float32.items() if o == order and not r["finite"]]
+    first_bad[order] = min(bad) if bad else None
+  fractal_finite = all(
+    r["finite"] for (_, o), r in float32.items() if o == "fractal"
+  )
+  worst = max(first_bad.values()) if all(first_bad.values()) else None
+  return [
+    _target(
       "float32_matches_float64",
       f"fractal final error in float32 vs float64 at κ={kappa:g}, every T "
       f"in the grid: |e32/e64 − 1| ≤ 1% or e32 ≤ the float32 floor κ·u32 = "
-      f"{floor:.3g}", max(deviations) if deviations else None,
-      "<= 0.01 (or at the floor)", passed,
-      max_error_over_floor_below_floor=(max(floor_ratios) if floor_ratios
-                                        else None),
-      float32_floor=floor, per_num_steps=per_t)]
-  first_bad = {}
-  for order in SORTED_ORDERS:
-    bad = [t for (t, o, d), r in recs.items()
-           if o == order and d == "float32" and not r["finite"]]
-    first_bad[order] = min(bad) if bad else None
-  fractal_finite = all(r["finite"] for (t, o, d), r in recs.items()
-                       if o == "fractal" and d == "float32")
-  worst = max(first_bad.values()) if all(first_bad.values()) else None
-  out.append(_target(
+      f"{floor:.3g}",
+      max(deviations) if deviations else None,
+      "<= 0.01 (or at the floor)",
+      all(p["passed"] for p in per_t.values()),
+      max_error_over_floor_below_floor=max(floor_ratios, default=None),
+      float32_floor=floor,
+      per_num_steps=per_t,
+    ),
+    _target(
       "sorted_orders_nonfinite_float32",
       f"largest T at which a sorted order first ends in inf/NaN in float32 "
       f"at κ={kappa:g} / 256 (both by T=256), while fractal stays finite",
-      worst / 256 if worst else None, "<= 1",
+      worst / 256 if worst else None,
+      "<= 1",
       worst is not None and worst <= 256 and fractal_finite,
-      first_nonfinite_num_steps=first_bad, fractal_finite=fractal_finite))
-  return out
+      first_nonfinite_num_steps=first_bad,
+      fractal_finite=fractal_finite,
+    ),
+  ]
 
 
 # ---------------------------------------------------------------------------
 # The entry point.
 # ---------------------------------------------------------------------------
 
-PARTS = {"orders": orders, "acceleration": acceleration, "timing": timing,
-         "noise": noise, "negative_progress": negative_progress,
-         "adaptive": adaptive}
+PARTS = {
+  "orders": orders,
+  "acceleration": acceleration,
+  "timing": timing,
+  "noise": noise,
+  "negative_progress": negative_progress,
+  "adaptive": adaptive,
+}
 
 
-def run(config: configs.Config, workdir: str, *, command: str = ""
-        ) -> dict[str, Any]:
+def run(config: Config, workdir: str, *, command: str = "") -> dict[str, Any]:
   """Runs (or resumes) the six parts, checks the targets, writes the report.
 
   Each part is a unit of ``resume.Store``: a run killed midway and restarted
@@ -779,7 +883,7 @@ def run(config: configs.Config, workdir: str, *, command: str = ""
   Args:
     config: the settings.
     workdir: output directory (``results.json``, ``results.md``,
-      ``summary.md``, the figures).
+      ``summary.md``, ``adaptive.md``, the figures).
     command: the command line recorded in the results.
 
   Returns:
@@ -787,17 +891,23 @@ def run(config: configs.Config, workdir: str, *, command: str = ""
   """
   start = time.perf_counter()
   store = resume.Store(workdir, config)
-  results = {"command": command, "config": config_lib.to_dict(config),
-             "environment": files.environment(), "part_wall_time_s": {}}
-  with tqdm.tqdm(desc="quadratic", unit="run", disable=not config.progress,
-                 file=sys.stderr) as bar:
+  results = {
+    "command": command,
+    "config": config_lib.to_dict(config),
+    "environment": files.environment(),
+    "part_wall_time_s": {},
+  }
+  bar = tqdm.tqdm(
+    desc="quadratic", unit="run", disable=not config.progress, file=sys.stderr
+  )
+  with bar:
     for name, part in PARTS.items():
       bar.set_postfix_str(name)
 
       def compute(part=part):
         part_start = time.perf_counter()
-        return {"result": part(config, lambda: bar.update(1)),
-                "seconds": time.perf_counter() - part_start}
+        result = part(config, lambda: bar.update(1))
+        return {"result": result, "seconds": time.perf_counter() - part_start}
 
       unit = store.compute(name, compute)
       results[name] = unit["result"]

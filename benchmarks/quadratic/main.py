@@ -16,9 +16,14 @@ from benchmarks.quadratic import experiment
 
 
 def main(argv=None):
-  return cli.main(argv, description=__doc__, presets=configs.PRESETS,
-                  run=experiment.run, default_workdir="results/quadratic",
-                  prog="python -m benchmarks.quadratic")
+  return cli.main(
+    argv,
+    description=__doc__,
+    presets=configs.PRESETS,
+    run=experiment.run,
+    default_workdir="results/quadratic",
+    prog="python -m benchmarks.quadratic",
+  )
 
 
 if __name__ == "__main__":

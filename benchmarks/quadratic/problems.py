@@ -6,14 +6,15 @@
   \\operatorname{spec}(A) = \\{\\lambda_1 = m < \\lambda_2 < \\dots <
   \\lambda_d = M\\},
 
-with the eigenvalues log-spaced over ``[m, M]`` (both ends included, so the
-Chebyshev bound is attained on the extreme eigenvectors), ``x*`` a random unit
-vector and the start ``x_0 = 0``. ``A`` is either diagonal (``dense=False``,
-cheap for large ``d``) or ``Q diag(λ) Qᵀ`` with ``Q`` a random rotation
-(``dense=True``: every gradient mixes all coordinates, so rounding errors are
-not confined to an eigen-direction). Everything is built in float64 numpy and
-cast once to the run's dtype; ``x*`` stays float64 so the error of a
-low-precision run is measured against the exact solution.
+with the eigenvalues log-spaced over ``[m, M] = [1/κ, 1]`` (both ends
+included, so the Chebyshev bound is attained on the extreme eigenvectors),
+``x*`` a random unit vector and the start ``x_0 = 0``. ``A`` is either
+diagonal (``dense=False``, cheap for large ``d``) or ``Q diag(λ) Qᵀ`` with
+``Q`` a random rotation (``dense=True``: every gradient mixes all
+coordinates, so rounding errors are not confined to an eigen-direction).
+Everything is built in float64 numpy and cast once to the run's dtype; ``x*``
+stays float64 so the error of a low-precision run is measured against the
+exact solution.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ import numpy as np
 
 
 class Quadratic(NamedTuple):
-  """A quadratic ``f(x) = ½ xᵀAx − bᵀx`` (a pytree of arrays).
+  """``f(x) = ½ xᵀAx − bᵀx`` (a pytree of arrays).
 
   Attributes:
-    matrix: ``A``, ``(d, d)`` when dense, its diagonal ``(d,)`` otherwise, in
-      the run's dtype.
+    matrix: ``A`` (``(d, d)``; its diagonal ``(d,)`` if not dense), run dtype.
     rhs: ``b = A x*`` (computed in float64, then cast).
     solution: ``x*`` in float64 (or float32 when x64 is off).
   """
@@ -40,28 +40,8 @@ class Quadratic(NamedTuple):
   solution: jax.Array
 
 
-class Spec(NamedTuple):
-  """What a ``Quadratic`` was built from (plain Python, for the report)."""
-
-  dim: int
-  kappa: float
-  dense: bool
-  dtype: str
-  min_curvature: float
-  max_curvature: float
-
-
-def spectrum(dim: int, min_curvature: float, max_curvature: float
-             ) -> np.ndarray:
-  """``dim`` log-spaced eigenvalues from ``m`` to ``M`` (both included).
-
-  Args:
-    dim: number of eigenvalues, at least 2.
-    min_curvature: ``m > 0``.
-    max_curvature: ``M > m``.
-
-  Returns:
-    A float64 numpy array, increasing.
+def spectrum(dim: int, min_curvature: float, max_curvature: float):
+  """``dim ≥ 2`` log-spaced float64 eigenvalues from ``m`` to ``M``.
 
   Example:
     >>> spectrum(3, 0.01, 1.0).round(3).tolist()
@@ -70,67 +50,56 @@ def spectrum(dim: int, min_curvature: float, max_curvature: float
   if not isinstance(dim, int) or dim < 2:
     raise ValueError(f"dim must be an int >= 2, got {dim=!r}.")
   if not 0 < min_curvature < max_curvature:
-    raise ValueError("need 0 < min_curvature < max_curvature, got "
-                     f"{min_curvature=!r}, {max_curvature=!r}.")
+    raise ValueError(
+      "need 0 < min_curvature < max_curvature, got "
+      f"{min_curvature=!r}, {max_curvature=!r}."
+    )
   return np.geomspace(min_curvature, max_curvature, dim)
 
 
-def make_quadratic(dim: int, kappa: float, *, dense: bool, dtype: str,
-                   seed: int) -> tuple[Quadratic, Spec]:
-  """Builds the quadratic with spectrum ``[1/κ, 1]`` from a fixed seed.
+def make_quadratic(
+  dim: int, kappa: float, *, dense: bool, dtype: str, seed: int
+) -> Quadratic:
+  """The quadratic with spectrum ``[1/κ, 1]`` in ``dtype``, from ``seed``.
 
   The rotation and ``x*`` depend only on ``(dim, seed)``, so problems that
-  differ in κ or dtype share them.
-
-  Args:
-    dim: dimension ``d``.
-    kappa: condition number ``κ = M/m > 1`` (``M = 1``).
-    dense: rotate the diagonal by a random orthogonal ``Q``.
-    dtype: ``"float64"``, ``"float32"`` or ``"bfloat16"``; float64 needs
-      ``jax.enable_x64``.
-    seed: seed of the rotation and of ``x*``.
-
-  Returns:
-    ``(problem, spec)``.
+  differ in κ or dtype share them. float64 needs ``jax.enable_x64``.
 
   Example:
     >>> with jax.enable_x64(True):
-    ...   problem, spec = make_quadratic(4, 100.0, dense=True,
-    ...                                  dtype="float64", seed=0)
-    >>> problem.matrix.shape, spec.min_curvature
-    ((4, 4), 0.01)
+    ...   problem = make_quadratic(4, 100.0, dense=True, dtype="float64",
+    ...                            seed=0)
+    >>> problem.matrix.shape
+    (4, 4)
   """
   if not kappa > 1:
     raise ValueError(f"kappa must be > 1, got {kappa=!r}.")
-  min_curvature, max_curvature = 1.0 / float(kappa), 1.0
-  eigenvalues = spectrum(dim, min_curvature, max_curvature)
+  eigenvalues = spectrum(dim, 1.0 / float(kappa), 1.0)
   rng = np.random.default_rng([seed, dim])
   solution = rng.standard_normal(dim)
   solution /= np.linalg.norm(solution)
+  matrix, rhs = eigenvalues, eigenvalues * solution
   if dense:
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     q *= np.sign(np.diag(r))  # Haar-distributed rotation.
     matrix = (q * eigenvalues) @ q.T
     matrix = 0.5 * (matrix + matrix.T)
     rhs = matrix @ solution
-  else:
-    matrix = eigenvalues
-    rhs = eigenvalues * solution
   dt = jnp.dtype(dtype)
-  problem = Quadratic(
-      matrix=jnp.asarray(matrix, dt), rhs=jnp.asarray(rhs, dt),
-      solution=jnp.asarray(solution))
-  return problem, Spec(dim, float(kappa), dense, dtype, min_curvature,
-                       max_curvature)
+  return Quadratic(
+    jnp.asarray(matrix, dt), jnp.asarray(rhs, dt), jnp.asarray(solution)
+  )
+
+
+def _matvec(a: jax.Array, x: jax.Array) -> jax.Array:
+  if a.ndim == 2:
+    return jnp.matmul(a, x, precision=jax.lax.Precision.HIGHEST)
+  return a * x
 
 
 def gradient(problem: Quadratic, x: jax.Array) -> jax.Array:
   """``∇f(x) = Ax − b`` in the problem's dtype."""
-  if problem.matrix.ndim == 2:
-    ax = jnp.matmul(problem.matrix, x, precision=jax.lax.Precision.HIGHEST)
-  else:
-    ax = problem.matrix * x
-  return ax - problem.rhs
+  return _matvec(problem.matrix, x) - problem.rhs
 
 
 def error(problem: Quadratic, x: jax.Array) -> jax.Array:
@@ -146,10 +115,7 @@ def error(problem: Quadratic, x: jax.Array) -> jax.Array:
 def excess_loss(problem: Quadratic, x: jax.Array) -> jax.Array:
   """``f(x) − f* = ½ (x − x*)ᵀA(x − x*)``, in the solution's dtype."""
   e = x.astype(problem.solution.dtype) - problem.solution
-  a = problem.matrix.astype(problem.solution.dtype)
-  ae = (jnp.matmul(a, e, precision=jax.lax.Precision.HIGHEST)
-        if a.ndim == 2 else a * e)
-  return 0.5 * jnp.sum(e * ae)
+  return 0.5 * jnp.sum(e * _matvec(problem.matrix.astype(e.dtype), e))
 
 
 def loss(problem: Quadratic, x: jax.Array) -> jax.Array:
@@ -160,8 +126,6 @@ def loss(problem: Quadratic, x: jax.Array) -> jax.Array:
   its rounding (about ``u·|f*|``) hides progress below that size. This is the
   value an optimiser that tests the loss (``adaptive_fractal_sgd``) sees.
   """
-  if problem.matrix.ndim == 2:
-    ax = jnp.matmul(problem.matrix, x, precision=jax.lax.Precision.HIGHEST)
-  else:
-    ax = problem.matrix * x
-  return 0.5 * jnp.sum(x * ax) - jnp.sum(problem.rhs * x)
+  return 0.5 * jnp.sum(x * _matvec(problem.matrix, x)) - jnp.sum(
+    problem.rhs * x
+  )

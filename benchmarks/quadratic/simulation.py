@@ -12,23 +12,22 @@ of
   (u_t, s_{t+1}) = \\text{opt.update}(g_t, s_t, x_t), \\qquad
   x_{t+1} = x_t + u_t,
 
-recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``, and
-scalars of the optimiser state) after every step. Optimisers that test the
-loss (``fractal_optax.adaptive_fractal_sgd``) get ``update(g_t, s_t, x_t,
-value=f(x_t), grad=g_t, value_fn=f)`` with ``f = problems.loss``. The
-compiled function depends only on the builder, the dtype and the shapes, so
-every κ, schedule and order of one kind reuses it.
-A run stops early once its iterate is inf/NaN (it stays so) or, for an
-iterations-to-ε count, once the error is below ε.
+recording ``‖x_{t+1} − x*‖`` (and optionally ``f(x_{t+1}) − f*``) after every
+step. ``adaptive_fractal_sgd`` gets ``update(g_t, s_t, x_t, value=f(x_t),
+grad=g_t, value_fn=f)`` with ``f = problems.loss``, and its counters are
+recorded. The compiled function depends only on the builder, the dtype and
+the shapes, so every κ, schedule and order of one kind reuses it. A run stops
+early once its iterate is inf/NaN (it stays so) or, for an iterations-to-ε
+count, once the error is below ε.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 import dataclasses
 import functools
 import statistics
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -36,53 +35,45 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import fractal_optax
 from benchmarks import baselines
 from benchmarks.quadratic import problems
+import fractal_optax
 
 Builder = Callable[..., optax.GradientTransformation]
+COUNTERS = ("num_hvps", "num_value_evals", "num_rejected", "num_accepted")
 
 
-def _adaptive(num_steps: int, m: jax.Array, max_curvature_guess: jax.Array
-              ) -> optax.GradientTransformationExtraArgs:
+def _adaptive(num_steps: int, m: jax.Array, max_curvature: jax.Array):
   return fractal_optax.adaptive_fractal_sgd(
-      num_steps, min_curvature=m, max_curvature=max_curvature_guess)
+    num_steps, min_curvature=m, max_curvature=max_curvature
+  )
 
 
-@functools.lru_cache(maxsize=None)
-def adaptive_builder(num_steps: int) -> Builder:
-  """``(m, M_guess) -> adaptive_fractal_sgd(T, min_curvature=m,
-  max_curvature=M_guess)`` (the library's defaults otherwise); one object
-  per ``T``. Run it with ``simulation.run(..., with_value=True)``."""
-  return functools.partial(_adaptive, num_steps)
+@functools.cache
+def fractal_builder(num_steps: int, adaptive: bool = False) -> Builder:
+  """``(m, M) -> fractal_sgd(T, m, M)`` (cycled), or with ``adaptive``
+  ``adaptive_fractal_sgd(T, min_curvature=m, max_curvature=M)`` (the
+  library's defaults otherwise); one object per ``(T, adaptive)``."""
+  if adaptive:
+    return functools.partial(_adaptive, num_steps)
+  return functools.partial(baselines.fractal, num_steps)
 
 
-def adaptive_cost(state: Any) -> dict[str, jax.Array]:
-  """Per-step record of an ``adaptive_fractal_sgd`` state (for ``run``).
-
-  ``evaluations`` is the cost so far in gradient evaluations, ``count +
-  num_value_evals + 2·num_hvps`` (one HVP costs about two gradients).
-  """
-  return {"evaluations": state.count + state.num_value_evals
-                         + 2 * state.num_hvps,
-          "num_hvps": state.num_hvps,
-          "num_value_evals": state.num_value_evals,
-          "num_rejected": state.num_rejected,
-          "num_accepted": state.num_accepted,
-          "max_curvature": state.max_curvature,
-          "min_curvature": state.min_curvature}
+def _adaptive_record(state: Any) -> dict[str, jax.Array]:
+  """An ``adaptive_fractal_sgd`` state's counters and curvatures, and its
+  cost so far in gradient evaluations, ``count + num_value_evals +
+  2·num_hvps`` (one HVP costs about two gradients)."""
+  out = {k: getattr(state, k) for k in COUNTERS}
+  out["evaluations"] = state.count + state.num_value_evals + 2 * state.num_hvps
+  out["max_curvature"] = state.max_curvature
+  out["min_curvature"] = state.min_curvature
+  return out
 
 
-@functools.lru_cache(maxsize=None)
-def fractal_builder(num_steps: int, cycle: bool = True) -> Builder:
-  """``(m, M) -> baselines.fractal(T, m, M)``, one object per ``(T, cycle)``."""
-  return functools.partial(baselines.fractal, num_steps, cycle=cycle)
-
-
-def hyper_dtype(dtype: Any) -> jnp.dtype:
+def _hyper_dtype(dtype: Any) -> jnp.dtype:
   """Step sizes are float64 for float64 parameters, float32 otherwise."""
-  return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64
-                   else jnp.float32)
+  wide = jnp.dtype(dtype) == jnp.float64
+  return jnp.dtype(jnp.float64 if wide else jnp.float32)
 
 
 def state_bytes(state: Any) -> int:
@@ -95,21 +86,20 @@ class Trajectory:
   """Errors along a run, relative to the initial error.
 
   Attributes:
-    errors: ``(n,)`` float64, ``‖x_t − x*‖/‖x_0 − x*‖`` for ``t = 1 … n``
-      (``n`` = steps run; a run stopped early is shorter than asked).
-    losses: ``(n + 1,)`` float64 ``f(x_t) − f*`` for ``t = 0 … n`` when
-      tracked, else None.
+    errors: ``(n,)`` float64 ``‖x_t − x*‖/‖x_0 − x*‖``, ``t = 1 … n`` (``n``
+      steps run: a run stopped early is shorter than asked).
+    losses: ``(n + 1,)`` float64 ``f(x_t) − f*``, ``t = 0 … n``, or None.
     first_nonfinite: first ``t`` (1-based) with a non-finite error, or None.
     first_below: first ``t`` with error ≤ the run's ``stop_below``, or None.
-    recorded: name -> ``(n,)`` array of the run's ``record(state)`` after
-      each step (empty without ``record``).
+    recorded: name -> ``(n,)`` adaptive counters after each step (see
+      ``_adaptive_record``; empty unless ``adaptive``).
   """
 
   errors: np.ndarray
   losses: np.ndarray | None
   first_nonfinite: int | None
   first_below: int | None
-  recorded: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  recorded: dict[str, np.ndarray]
 
   @property
   def final(self) -> float:
@@ -122,14 +112,11 @@ def _init(builder: Builder, args: tuple[jax.Array, ...], x: jax.Array) -> Any:
 
 
 @functools.partial(
-    jax.jit, static_argnames=("builder", "num_steps", "noisy", "track_loss",
-                              "with_value", "record"))
-def _chunk(builder: Builder, args: tuple[jax.Array, ...],
-           problem: problems.Quadratic, carry: tuple[Any, ...],
-           noise_std: jax.Array, *, num_steps: int, noisy: bool,
-           track_loss: bool, with_value: bool = False,
-           record: Callable[[Any], dict[str, jax.Array]] | None = None
-           ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+  jax.jit, static_argnames=("builder", "length", "noisy", "loss", "adaptive")
+)
+def _chunk(
+  builder, args, problem, carry, noise_std, *, length, noisy, loss, adaptive
+):
   opt = builder(*args)
   value_fn = functools.partial(problems.loss, problem)
 
@@ -138,30 +125,39 @@ def _chunk(builder: Builder, args: tuple[jax.Array, ...],
     g = problems.gradient(problem, x)
     if noisy:
       key, sub = jax.random.split(key)
-      g = g + (noise_std * jax.random.normal(sub, x.shape, noise_std.dtype)
-               ).astype(g.dtype)
-    if with_value:
-      updates, opt_state = opt.update(g, opt_state, x, value=value_fn(x),
-                                      grad=g, value_fn=value_fn)
-    else:
-      updates, opt_state = opt.update(g, opt_state, x)
+      noise = noise_std * jax.random.normal(sub, x.shape, noise_std.dtype)
+      g = g + noise.astype(g.dtype)
+    kw = dict(value=value_fn(x), grad=g, value_fn=value_fn) if adaptive else {}
+    updates, opt_state = opt.update(g, opt_state, x, **kw)
     x = optax.apply_updates(x, updates)
-    out = (problems.error(problem, x),)
-    if track_loss:
-      out += (problems.excess_loss(problem, x),)
-    if record is not None:
-      out += (record(opt_state),)
+    out = {"error": problems.error(problem, x)}
+    if loss:
+      out["loss"] = problems.excess_loss(problem, x)
+    if adaptive:
+      out.update(_adaptive_record(opt_state))
     return (x, opt_state, key), out
 
-  return jax.lax.scan(step, carry, length=num_steps)
+  return jax.lax.scan(step, carry, length=length)
 
 
-def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
-        *, num_steps: int, chunk_size: int,
-        noise_std: float = 0.0, seed: int = 0, track_loss: bool = False,
-        stop_below: float | None = None, with_value: bool = False,
-        record: Callable[[Any], dict[str, jax.Array]] | None = None
-        ) -> Trajectory:
+def _first(mask: np.ndarray) -> int | None:
+  hits = np.flatnonzero(mask)
+  return int(hits[0]) + 1 if hits.size else None
+
+
+def run(
+  builder: Builder,
+  args: tuple[Any, ...],
+  problem: problems.Quadratic,
+  *,
+  num_steps: int,
+  chunk_size: int,
+  noise_std: float = 0.0,
+  seed: int = 0,
+  track_loss: bool = False,
+  stop_below: float | None = None,
+  adaptive: bool = False,
+) -> Trajectory:
   """Runs ``num_steps`` steps of ``builder(*args)`` from ``x_0 = 0``.
 
   Args:
@@ -173,86 +169,73 @@ def run(builder: Builder, args: tuple[Any, ...], problem: problems.Quadratic,
     num_steps: steps to run (at most; see ``stop_below``).
     chunk_size: steps per jitted call.
     noise_std: standard deviation of the additive gradient noise per
-      coordinate (0: exact gradients; the noise is drawn in the gradient's
-      dtype from ``seed``).
+      coordinate (0: exact gradients), drawn in its dtype from ``seed``.
     seed: noise seed.
     track_loss: also record ``f(x_t) − f*``.
     stop_below: stop after the chunk in which the error first drops to this.
-    with_value: pass ``value``, ``grad`` and ``value_fn`` (``problems.loss``)
-      to ``update`` (for ``adaptive_builder``).
-    record: a hashable function of the optimiser state returning a dict of
-      scalars, recorded after every step (e.g. :func:`adaptive_cost`).
+    adaptive: pass ``value``, ``grad`` and ``value_fn`` to ``update`` and
+      record the counters (for ``fractal_builder(T, adaptive=True)``).
 
   Returns:
     A :class:`Trajectory` (truncated to ``num_steps``, or to the end of the
     chunk where it stopped).
   """
   dtype = problem.matrix.dtype
-  args = tuple(jnp.asarray(a, hyper_dtype(dtype)) for a in args)
+  args = tuple(jnp.asarray(a, _hyper_dtype(dtype)) for a in args)
   x = jnp.zeros(problem.rhs.shape, dtype)
   initial_error = float(problems.error(problem, x))
   carry = (x, _init(builder, args, x), jax.random.key(seed))
-  noisy = noise_std > 0
-  noise = jnp.asarray(noise_std, hyper_dtype(dtype))
-  errors, losses, recorded = [], [], []
-  first_nonfinite = first_below = None
-  done = 0
+  noise = jnp.asarray(noise_std, _hyper_dtype(dtype))
+  flags = dict(noisy=noise_std > 0, loss=track_loss, adaptive=adaptive)
+  chunks, done = [], 0
   while done < num_steps:
-    carry, out = _chunk(builder, args, problem, carry, noise,
-                        num_steps=chunk_size, noisy=noisy,
-                        track_loss=track_loss, with_value=with_value,
-                        record=record)
-    err = np.asarray(out[0], np.float64) / initial_error
-    errors.append(err)
-    if track_loss:
-      losses.append(np.asarray(out[1], np.float64))
-    if record is not None:
-      recorded.append(jax.tree.map(np.asarray, out[-1]))
-    bad = np.flatnonzero(~np.isfinite(err))
-    if bad.size and first_nonfinite is None:
-      first_nonfinite = done + int(bad[0]) + 1
-    if stop_below is not None:
-      hit = np.flatnonzero(err <= stop_below)
-      if hit.size:
-        first_below = done + int(hit[0]) + 1
+    carry, out = _chunk(
+      builder, args, problem, carry, noise, length=chunk_size, **flags
+    )
+    out = jax.device_get(out)
+    out["error"] = np.asarray(out["error"], np.float64) / initial_error
+    chunks.append(out)
     done += chunk_size
-    if first_below is not None or not np.isfinite(err[-1]):
+    err = out["error"]
+    if not np.isfinite(err[-1]) or (
+      stop_below is not None and np.any(err <= stop_below)
+    ):
       break
-  errors = np.concatenate(errors)[:num_steps]
+  out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  full = out.pop("error")
+  first_below = None if stop_below is None else _first(full <= stop_below)
+  first_nonfinite = _first(~np.isfinite(full))
+  errors = full[:num_steps]
   if first_nonfinite is not None and first_nonfinite <= num_steps:
     # A non-finite iterate stays non-finite: fill the steps not run.
-    errors = np.concatenate(
-        [errors, np.full(num_steps - errors.size, np.nan)])[:num_steps]
-  elif first_nonfinite is not None:
+    errors = np.concatenate([errors, np.full(num_steps - errors.size, np.nan)])
+  else:
     first_nonfinite = None
-  loss_array = None
+  losses = None
   if track_loss:
     initial_loss = float(problems.excess_loss(problem, x))
-    loss_array = np.concatenate([[initial_loss], *losses])[:errors.size + 1]
-  recorded = {k: np.concatenate([r[k] for r in recorded])[:errors.size]
-              for k in (recorded[0] if recorded else {})}
-  return Trajectory(errors, loss_array, first_nonfinite, first_below,
-                    recorded)
+    losses = np.concatenate([[initial_loss], out.pop("loss")])
+    losses = losses.astype(np.float64)[: errors.size + 1]
+  recorded = {k: v[: errors.size] for k, v in out.items()}
+  return Trajectory(errors, losses, first_nonfinite, first_below, recorded)
 
 
 def time_per_iteration(
-    optimizers_by_name: Mapping[str, optax.GradientTransformation],
-    problem: problems.Quadratic, *, num_steps: int, repeats: int,
-    progress: Callable[[], None] | None = None) -> dict[str, dict[str, float]]:
+  optimizers: Mapping[str, optax.GradientTransformation],
+  problem: problems.Quadratic,
+  *,
+  num_steps: int,
+  repeats: int,
+  progress: Callable[[], None] = lambda: None,
+) -> dict[str, dict[str, float]]:
   """Median wall time per step of each optimiser's compiled ``lax.scan``.
 
   Each optimiser gets its own jitted scan of ``num_steps`` steps of
   ``x ← x + opt.update(Ax − b)`` (nothing else: no error is recorded); after
   a compile-and-warm-up call, the optimisers are timed in turn, ``repeats``
   rounds (interleaved, so a load change on the machine hits all of them),
-  each call ended by ``block_until_ready``.
-
-  Args:
-    optimizers_by_name: name -> optimiser.
-    problem: the quadratic.
-    num_steps: steps per timed call.
-    repeats: timed rounds.
-    progress: called after each timed call (a progress bar's update).
+  each call ended by ``block_until_ready``; ``progress`` is called after
+  each timed call.
 
   Returns:
     name -> ``{"seconds_per_step": median wall time, "seconds_per_step_min":
@@ -262,32 +245,33 @@ def time_per_iteration(
   """
   x0 = jnp.zeros(problem.rhs.shape, problem.matrix.dtype)
   compiled, states = {}, {}
-  for name, opt in optimizers_by_name.items():
+  for name, opt in optimizers.items():
 
     def scan(x, state, problem, opt=opt):
       def step(carry, _):
         x, s = carry
         updates, s = opt.update(problems.gradient(problem, x), s, x)
         return (optax.apply_updates(x, updates), s), None
+
       return jax.lax.scan(step, (x, state), length=num_steps)[0]
 
     states[name] = opt.init(x0)
     compiled[name] = jax.jit(scan)
     jax.block_until_ready(compiled[name](x0, states[name], problem))
-  times = {name: [] for name in optimizers_by_name}
-  cpu_times = {name: [] for name in optimizers_by_name}
+  times = {name: ([], []) for name in optimizers}
   for _ in range(repeats):
     for name, fn in compiled.items():
       start, cpu_start = time.perf_counter(), time.process_time()
       jax.block_until_ready(fn(x0, states[name], problem))
-      times[name].append((time.perf_counter() - start) / num_steps)
-      cpu_times[name].append((time.process_time() - cpu_start) / num_steps)
-      if progress is not None:
-        progress()
+      times[name][0].append((time.perf_counter() - start) / num_steps)
+      times[name][1].append((time.process_time() - cpu_start) / num_steps)
+      progress()
   return {
-      name: {"seconds_per_step": statistics.median(t),
-             "seconds_per_step_min": min(t),
-             "cpu_seconds_per_step": statistics.median(cpu_times[name]),
-             "state_bytes": state_bytes(states[name])}
-      for name, t in times.items()
+    name: {
+      "seconds_per_step": statistics.median(wall),
+      "seconds_per_step_min": min(wall),
+      "cpu_seconds_per_step": statistics.median(cpu),
+      "state_bytes": state_bytes(states[name]),
+    }
+    for name, (wall, cpu) in times.items()
   }
