@@ -1,0 +1,1 @@
+"""PEPit worst-case certificates of the fractal, silver and constant steps."""
