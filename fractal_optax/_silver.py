@@ -525,10 +525,11 @@ def silver_schedule(
   if traced:
     table = None
   else:
-    if num_steps is None:
-      num_steps = 2 ** silver_num_doublings(min_curvature, max_curvature)
+    length = num_steps
+    if length is None:
+      length = 2 ** int(silver_num_doublings(min_curvature, max_curvature))
     # A numpy constant: no jnp array is created here (optax issue #503).
-    table = _host_table(num_steps, min_curvature, max_curvature, dtype)
+    table = _host_table(length, min_curvature, max_curvature, dtype)
     _check_scaled(table, scale, curvature_names(min_curvature, max_curvature))
 
   def schedule(count: jax.typing.ArrayLike) -> jax.Array:
