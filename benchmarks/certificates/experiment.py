@@ -445,9 +445,18 @@ def write(
       sorted({r["T"] for r in rows}),
       [str(t) for t in sorted({r["T"] for r in rows})],
     )
+    ax.set_xticks([], minor=True)
     ax.grid(True, alpha=0.3)
   axes[0][0].set_ylabel("worst ‖x_T − x*‖² / ‖x_0 − x*‖²")
-  axes[0][-1].legend(fontsize=7, loc="best")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(
+    handles,
+    labels,
+    loc="upper center",
+    ncol=4,
+    fontsize=8,
+    bbox_to_anchor=(0.5, 0.0),
+  )
   reporting.save_figure(fig, os.path.join(workdir, "certificates.png"))
   return text
 
