@@ -10,21 +10,27 @@ before any work.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import json
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from benchmarks import config as config_lib
 from benchmarks import files
 
 
-def main(argv: Sequence[str] | None, *, description: str,
-         presets: Mapping[str, Any], run: Callable[..., Any],
-         default_workdir: str, prog: str | None = None,
-         shortcuts: Sequence[str] = ("dataset", "data_dir")) -> Any:
+def main(
+  argv: Sequence[str] | None,
+  *,
+  description: str,
+  presets: Mapping[str, Any],
+  run: Callable[..., Any],
+  default_workdir: str,
+  prog: str | None = None,
+  shortcuts: Sequence[str] = ("dataset", "data_dir"),
+) -> Any:
   """Parses the flags, checks config and workdir, then ``run(config, workdir)``.
 
   Args:
@@ -41,32 +47,60 @@ def main(argv: Sequence[str] | None, *, description: str,
   argv = sys.argv[1:] if argv is None else list(argv)
   fields = [f.name for f in dataclasses.fields(presets["default"])]
   parser = argparse.ArgumentParser(
-      prog=prog, description=description,
-      formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog=f"Presets: {', '.join(presets)}. Keys for --set: "
-      f"{', '.join(fields)}.")
-  parser.add_argument("--preset", default="default", choices=list(presets),
-                      help="named configuration (default: %(default)s)")
+    prog=prog,
+    description=description,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog=f"Presets: {', '.join(presets)}. Keys for --set: "
+    f"{', '.join(fields)}.",
+  )
+  parser.add_argument(
+    "--preset",
+    default="default",
+    choices=list(presets),
+    help="named configuration (default: %(default)s)",
+  )
   if "quick" in presets:
-    parser.add_argument("--quick", action="store_const", const="quick",
-                        dest="preset", help="same as --preset quick (for CI)")
-  parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE",
-                      action="extend", nargs="+", default=[],
-                      help="override config fields, e.g. --set num_steps=100")
-  parser.add_argument("--workdir", default=default_workdir,
-                      help="output directory (default: %(default)s)")
-  parser.add_argument("--print-config", action="store_true",
-                      help="print the resolved config as JSON and exit")
+    parser.add_argument(
+      "--quick",
+      action="store_const",
+      const="quick",
+      dest="preset",
+      help="same as --preset quick (for CI)",
+    )
+  parser.add_argument(
+    "--set",
+    dest="overrides",
+    metavar="KEY=VALUE",
+    action="extend",
+    nargs="+",
+    default=[],
+    help="override config fields, e.g. --set num_steps=100",
+  )
+  parser.add_argument(
+    "--workdir",
+    default=default_workdir,
+    help="output directory (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--print-config",
+    action="store_true",
+    help="print the resolved config as JSON and exit",
+  )
   shortcuts = [f for f in shortcuts if f in fields]
   for field in shortcuts:
-    parser.add_argument("--" + field.replace("_", "-"), dest=field,
-                        help=f"same as --set {field}=...")
+    parser.add_argument(
+      "--" + field.replace("_", "-"),
+      dest=field,
+      help=f"same as --set {field}=...",
+    )
   args = parser.parse_args(argv)
-  overrides = [f"{f}={getattr(args, f)}" for f in shortcuts
-               if getattr(args, f) is not None]
+  overrides = [
+    f"{f}={getattr(args, f)}" for f in shortcuts if getattr(args, f) is not None
+  ]
   try:
-    config = config_lib.apply_overrides(presets[args.preset],
-                                        overrides + args.overrides)
+    config = config_lib.apply_overrides(
+      presets[args.preset], overrides + args.overrides
+    )
   except (ValueError, TypeError) as e:
     parser.error(str(e))
   if args.print_config:

@@ -21,9 +21,9 @@ ValueError: num_steps must be > 0, got num_steps=0.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 import contextlib
 import dataclasses
-from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from benchmarks import files
@@ -32,8 +32,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-def _check(name: str, value: Any, ok: Callable[[Any], bool],
-           what: str) -> None:
+def _check(name: str, value: Any, ok: Callable[[Any], bool], what: str) -> None:
   for v in value if isinstance(value, (tuple, list)) else (value,):
     if not ok(v):
       raise ValueError(f"{name} must be {what}, got {name}={value!r}.")
@@ -76,8 +75,10 @@ def _parse_scalar(key: str, text: str, like: Any) -> Any:
         return kind(text)
     return text
   if isinstance(like, bool):
-    require(text.lower() in _TRUE + _FALSE,
-            f"--set {key}: expected a boolean, got {text!r}.")
+    require(
+      text.lower() in _TRUE + _FALSE,
+      f"--set {key}: expected a boolean, got {text!r}.",
+    )
     return text.lower() in _TRUE
   if isinstance(like, (int, float)):
     kind = "an integer" if isinstance(like, int) else "a number"
@@ -89,8 +90,10 @@ def _parse_scalar(key: str, text: str, like: Any) -> Any:
     raise ValueError(f"--set {key}: expected {kind}, got {text!r}.")
   if isinstance(like, str):
     return text
-  raise TypeError(f"--set {key}: cannot parse a value for a field of type "
-                  f"{type(like).__name__}.")
+  raise TypeError(
+    f"--set {key}: cannot parse a value for a field of type "
+    f"{type(like).__name__}."
+  )
 
 
 def parse_value(key: str, text: str, default: Any) -> Any:
@@ -119,10 +122,14 @@ def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
   for item in overrides:
     key, sep, text = item.partition("=")
     key = key.strip().replace("-", "_")
-    require(bool(sep and key),
-            f"Overrides must look like key=value, got {item!r}.")
-    require(key in names, f"Unknown config key {key!r} in {item!r}; valid "
-            f"keys: {', '.join(sorted(names))}.")
+    require(
+      bool(sep and key), f"Overrides must look like key=value, got {item!r}."
+    )
+    require(
+      key in names,
+      f"Unknown config key {key!r} in {item!r}; valid "
+      f"keys: {', '.join(sorted(names))}.",
+    )
     changes[key] = parse_value(key, text, getattr(config, key))
   return dataclasses.replace(config, **changes)
 

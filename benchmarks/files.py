@@ -8,6 +8,7 @@ sink.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 import contextlib
 import io
 import json
@@ -15,7 +16,6 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(
-      dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+  )
   try:
     with os.fdopen(fd, mode) as f:
       yield f
@@ -101,16 +102,20 @@ def read_json(path: str | os.PathLike) -> Any:
     return from_jsonable(json.load(f))
 
 
-def write_summary(workdir: str | os.PathLike, summary: Mapping[str, Any],
-                  name: str = SUMMARY_FILE) -> str:
+def write_summary(
+  workdir: str | os.PathLike,
+  summary: Mapping[str, Any],
+  name: str = SUMMARY_FILE,
+) -> str:
   """Writes ``workdir/name`` at the end of a run; returns its path."""
   path = os.path.join(os.fspath(workdir), name)
   write_json(path, dict(summary))
   return path
 
 
-def remove_summary(workdir: str | os.PathLike, name: str = SUMMARY_FILE
-                   ) -> None:
+def remove_summary(
+  workdir: str | os.PathLike, name: str = SUMMARY_FILE
+) -> None:
   """Deletes a stale summary, so an unfinished run never shows one."""
   with contextlib.suppress(FileNotFoundError):
     os.remove(os.path.join(os.fspath(workdir), name))
@@ -132,11 +137,16 @@ def environment() -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  env = {"python": platform.python_version(), "jax": jax.__version__,
-         "optax": optax.__version__, "backend": jax.default_backend(),
-         "devices": [str(d.device_kind) for d in jax.devices()],
-         "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-         "machine": platform.machine()}
+  env = {
+    "python": platform.python_version(),
+    "jax": jax.__version__,
+    "optax": optax.__version__,
+    "backend": jax.default_backend(),
+    "devices": [str(d.device_kind) for d in jax.devices()],
+    "device_count": jax.device_count(),
+    "cpu_count": os.cpu_count(),
+    "machine": platform.machine(),
+  }
   with contextlib.suppress(ImportError):
     import flax  # pylint: disable=g-import-not-at-top
 

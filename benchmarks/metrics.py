@@ -6,9 +6,9 @@ and the learning rate of update ``t`` (optax's ``schedule(t)``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import json
 import os
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,9 @@ from benchmarks import files
 METRICS_FILE = "metrics.jsonl"
 
 
-def read_metrics(path: str | os.PathLike, *, strict: bool = True
-                 ) -> list[dict[str, Any]]:
+def read_metrics(
+  path: str | os.PathLike, *, strict: bool = True
+) -> list[dict[str, Any]]:
   """The records of a metrics file (``"nan"`` etc. as floats).
 
   A malformed line raises ``ValueError`` naming the file and line, except a
@@ -40,13 +41,15 @@ def read_metrics(path: str | os.PathLike, *, strict: bool = True
       if not strict and i == len(lines) - 1:
         break
       raise ValueError(
-          f"Malformed metrics line {i + 1} in {path!r}: {e}") from e
+        f"Malformed metrics line {i + 1} in {path!r}: {e}"
+      ) from e
     records.append(files.from_jsonable(record))
   return records
 
 
-def metrics_arrays(records: Sequence[Mapping[str, Any]], key: str
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def metrics_arrays(
+  records: Sequence[Mapping[str, Any]], key: str
+) -> tuple[np.ndarray, np.ndarray]:
   """``(steps, values)`` of the records that hold ``key``."""
   pairs = [(r["step"], r[key]) for r in records if key in r]
   steps = np.array([p[0] for p in pairs], dtype=np.int64)
@@ -70,8 +73,11 @@ class MetricsWriter:
       return
     kept = []
     if resume_step is not None and os.path.isfile(self.path):
-      kept = [r for r in read_metrics(self.path, strict=False)
-              if r["step"] < resume_step]
+      kept = [
+        r
+        for r in read_metrics(self.path, strict=False)
+        if r["step"] < resume_step
+      ]
     with files.atomic_open(self.path) as f:
       f.writelines(map(self._encode, kept))
     self._file = open(self.path, "a")
@@ -80,14 +86,20 @@ class MetricsWriter:
   def _encode(record: Mapping[str, Any]) -> str:
     return json.dumps(files.to_jsonable(dict(record))) + "\n"
 
-  def write(self, step: int, metrics: Mapping[str, Any] | None = None,
-            **scalars: Any) -> None:
+  def write(
+    self, step: int, metrics: Mapping[str, Any] | None = None, **scalars: Any
+  ) -> None:
     """Appends one record ``{"step": step, **metrics, **scalars}``."""
-    self._file.write(self._encode(
-        {"step": int(step), **(metrics or {}), **scalars}))
+    self._file.write(
+      self._encode({"step": int(step), **(metrics or {}), **scalars})
+    )
 
-  def write_chunk(self, start_step: int, metrics: Mapping[str, Any],
-                  extra: Mapping[int, Mapping[str, Any]] | None = None) -> int:
+  def write_chunk(
+    self,
+    start_step: int,
+    metrics: Mapping[str, Any],
+    extra: Mapping[int, Mapping[str, Any]] | None = None,
+  ) -> int:
     """Appends a record per row of ``metrics`` (arrays); returns how many.
 
     ``extra`` maps a step to more metrics for its record (e.g. an evaluation;
@@ -96,14 +108,17 @@ class MetricsWriter:
     arrays = {k: np.asarray(v) for k, v in metrics.items()}
     lengths = {v.shape[0] if v.ndim else 0 for v in arrays.values()}
     if len(lengths) != 1:
-      raise ValueError(f"Metrics must share one leading length, got "
-                       f"{ {k: v.shape for k, v in arrays.items()} }.")
+      raise ValueError(
+        f"Metrics must share one leading length, got "
+        f"{ {k: v.shape for k, v in arrays.items()} }."
+      )
     (n,) = lengths
     extra = extra or {}
     for i in range(n):
       step = start_step + i
-      self.write(step, {**extra.get(step, {}),
-                        **{k: v[i] for k, v in arrays.items()}})
+      self.write(
+        step, {**extra.get(step, {}), **{k: v[i] for k, v in arrays.items()}}
+      )
     return n
 
   def flush(self) -> None:

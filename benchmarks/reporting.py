@@ -7,9 +7,9 @@ atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,12 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def pivot(records: Iterable[Mapping[str, Any]],
-          index: Callable[[Mapping[str, Any]], dict[str, Any]],
-          column: Callable[[Mapping[str, Any]], Any],
-          value: Callable[[Mapping[str, Any]], Any]) -> list[dict[str, Any]]:
+def pivot(
+  records: Iterable[Mapping[str, Any]],
+  index: Callable[[Mapping[str, Any]], dict[str, Any]],
+  column: Callable[[Mapping[str, Any]], Any],
+  value: Callable[[Mapping[str, Any]], Any],
+) -> list[dict[str, Any]]:
   """Rows of a wide table for :func:`markdown_table`: a cell per record.
 
   Record ``r`` puts ``value(r)`` in column ``column(r)`` of the row whose
@@ -52,8 +54,9 @@ def pivot(records: Iterable[Mapping[str, Any]],
   return list(rows.values())
 
 
-def subplots(*args: Any, figsize: tuple[float, float] | None = None,
-             **kwargs: Any) -> tuple[Any, Any]:
+def subplots(
+  *args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any
+) -> tuple[Any, Any]:
   """``pyplot.subplots`` on a plain ``Figure``."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
 
@@ -71,17 +74,17 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
 
 
 def plot_loss_and_lr(
-    path: str | os.PathLike,
-    curves: Mapping[str, tuple[Any, Any]],
-    learning_rates: Mapping[str, tuple[Any, Any]],
-    *,
-    ylabel: str = "loss",
-    title: str | None = None,
-    lr_reference: float | None = None,
-    lr_reference_label: str = "stability limit",
-    marks: Mapping[str, Any] | None = None,
-    styles: Mapping[str, Mapping[str, Any]] | None = None,
-    xlim: tuple[float, float] | None = None,
+  path: str | os.PathLike,
+  curves: Mapping[str, tuple[Any, Any]],
+  learning_rates: Mapping[str, tuple[Any, Any]],
+  *,
+  ylabel: str = "loss",
+  title: str | None = None,
+  lr_reference: float | None = None,
+  lr_reference_label: str = "stability limit",
+  marks: Mapping[str, Any] | None = None,
+  styles: Mapping[str, Mapping[str, Any]] | None = None,
+  xlim: tuple[float, float] | None = None,
 ) -> None:
   """Loss against step (log scale), the learning rates in a panel beneath.
 
@@ -98,22 +101,36 @@ def plot_loss_and_lr(
   """
   styles = styles or {}
   fig, (top, bottom) = subplots(
-      2, 1, sharex=True, figsize=(8, 6.5),
-      gridspec_kw={"height_ratios": [3, 1.4], "hspace": 0.08})
+    2,
+    1,
+    sharex=True,
+    figsize=(8, 6.5),
+    gridspec_kw={"height_ratios": [3, 1.4], "hspace": 0.08},
+  )
   colors = {}
   for label, (steps, values) in curves.items():
     steps = np.asarray(steps, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
-    (line,) = top.plot(steps, values, label=label, lw=1.4,
-                       **styles.get(label, {}))
+    (line,) = top.plot(
+      steps, values, label=label, lw=1.4, **styles.get(label, {})
+    )
     colors[label] = line.get_color()
     index = {int(s): i for i, s in enumerate(steps)}
-    rows = [index[int(s)] for s in (marks or {}).get(label, ())
-            if int(s) in index]
+    rows = [
+      index[int(s)] for s in (marks or {}).get(label, ()) if int(s) in index
+    ]
     if rows:
-      top.plot(steps[rows], values[rows], "o", ms=3, mfc="none", mew=0.7,
-               color="k", alpha=0.7)
+      top.plot(
+        steps[rows],
+        values[rows],
+        "o",
+        ms=3,
+        mfc="none",
+        mew=0.7,
+        color="k",
+        alpha=0.7,
+      )
   top.set_yscale("log")
   top.set_ylabel(ylabel)
   top.grid(True, which="major", alpha=0.3)
@@ -122,11 +139,18 @@ def plot_loss_and_lr(
     top.set_title(title, fontsize=10)
   for label, (steps, rates) in learning_rates.items():
     kwargs = {"color": colors.get(label), **styles.get(label, {})}
-    bottom.step(np.asarray(steps), np.asarray(rates), where="post", lw=1.0,
-                label=label, **kwargs)
+    bottom.step(
+      np.asarray(steps),
+      np.asarray(rates),
+      where="post",
+      lw=1.0,
+      label=label,
+      **kwargs,
+    )
   if lr_reference is not None and math.isfinite(lr_reference):
-    bottom.axhline(lr_reference, color="k", ls="--", lw=0.8,
-                   label=lr_reference_label)
+    bottom.axhline(
+      lr_reference, color="k", ls="--", lw=0.8, label=lr_reference_label
+    )
     bottom.legend(fontsize=7, loc="upper right")
   bottom.set_yscale("log")
   if xlim is not None:

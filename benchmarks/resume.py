@@ -17,11 +17,11 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks import config as config_lib
@@ -43,8 +43,9 @@ def _in_progress(workdir: str) -> bool:
   return False
 
 
-def claim(workdir: str | os.PathLike, config: Any,
-          ignore: Sequence[str] = IGNORED_KEYS) -> None:
+def claim(
+  workdir: str | os.PathLike, config: Any, ignore: Sequence[str] = IGNORED_KEYS
+) -> None:
   """Records ``config`` in ``workdir``, refusing unfinished work of another.
 
   Raises ``ValueError`` naming the differing keys (outside ``ignore``, the
@@ -57,22 +58,30 @@ def claim(workdir: str | os.PathLike, config: Any,
   if os.path.isfile(path) and _in_progress(workdir):
     with open(path) as f:
       previous = json.load(f)
-    diff = sorted(k for k in set(previous) | set(current)
-                  if k not in ignore and previous.get(k) != current.get(k))
+    diff = sorted(
+      k
+      for k in set(previous) | set(current)
+      if k not in ignore and previous.get(k) != current.get(k)
+    )
     if diff:
       raise ValueError(
-          f"{workdir!r} holds unfinished work of a run with a different "
-          f"config (keys {diff}); use another --workdir, or delete "
-          f"{os.path.join(workdir, UNITS_DIR)!r} and "
-          f"{os.path.join(workdir, CHECKPOINT_DIR)!r}.")
+        f"{workdir!r} holds unfinished work of a run with a different "
+        f"config (keys {diff}); use another --workdir, or delete "
+        f"{os.path.join(workdir, UNITS_DIR)!r} and "
+        f"{os.path.join(workdir, CHECKPOINT_DIR)!r}."
+      )
   files.write_json(path, current)
 
 
 class Store:
   """Finished units of one run (the workdir is claimed for ``config``)."""
 
-  def __init__(self, workdir: str | os.PathLike, config: Any,
-               ignore: Sequence[str] = IGNORED_KEYS):
+  def __init__(
+    self,
+    workdir: str | os.PathLike,
+    config: Any,
+    ignore: Sequence[str] = IGNORED_KEYS,
+  ):
     self.directory = os.path.join(os.fspath(workdir), UNITS_DIR)
     claim(workdir, config, ignore)
 
@@ -83,8 +92,9 @@ class Store:
     become lists, non-finite floats stay floats).
     """
     if not isinstance(unit, str) or not _UNIT_NAME.fullmatch(unit):
-      raise ValueError("A unit name is letters, digits and _.=+,- only, got "
-                       f"{unit=}.")
+      raise ValueError(
+        f"A unit name is letters, digits and _.=+,- only, got {unit=}."
+      )
     path = os.path.join(self.directory, unit + ".json")
     if os.path.isfile(path):
       return files.read_json(path)
@@ -96,4 +106,3 @@ class Store:
     """Deletes the units (call once the run's final files are written)."""
     if files.is_lead_process():
       shutil.rmtree(self.directory, ignore_errors=True)
-

@@ -8,8 +8,8 @@ training units each get a sub-folder.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
+import os
 from typing import Any
 
 import numpy as np
@@ -37,15 +37,19 @@ class Checkpointer:
     self._ocp = ocp
     self.directory = os.path.abspath(os.fspath(directory))
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=2, create=True, enable_async_checkpointing=False))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=2, create=True, enable_async_checkpointing=False
+      ),
+    )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def save(self, step: int, state: State) -> None:
-    self._manager.save(int(step), args=self._ocp.args.StandardSave(state),
-                       force=True)
+    self._manager.save(
+      int(step), args=self._ocp.args.StandardSave(state), force=True
+    )
     self._manager.wait_until_finished()
 
   def restore(self, step: int, target: State) -> State:
@@ -53,7 +57,8 @@ class Checkpointer:
 
     abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, target)
     return self._manager.restore(
-        int(step), args=self._ocp.args.StandardRestore(abstract))
+      int(step), args=self._ocp.args.StandardRestore(abstract)
+    )
 
   def close(self) -> None:
     self._manager.close()
@@ -70,18 +75,26 @@ def per_step(step_fn: StepFn) -> ChunkFn:
       state, metrics = step_fn(state, step)
       rows.append(metrics)
     rows = jax.device_get(rows)
-    return state, {k: np.stack([np.asarray(r[k]) for r in rows])
-                   for k in rows[0]}
+    return state, {
+      k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]
+    }
 
   return chunk_fn
 
 
-def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
-             workdir: str | os.PathLike, checkpoint_every: int = 0,
-             chunk_size: int | None = None,
-             eval_fn: Callable[[State], Metrics] | None = None,
-             eval_every: int = 0, progress: bool = True, desc: str = ""
-             ) -> State:
+def run_loop(
+  state: State,
+  chunk_fn: ChunkFn,
+  *,
+  num_steps: int,
+  workdir: str | os.PathLike,
+  checkpoint_every: int = 0,
+  chunk_size: int | None = None,
+  eval_fn: Callable[[State], Metrics] | None = None,
+  eval_every: int = 0,
+  progress: bool = True,
+  desc: str = "",
+) -> State:
   """Runs ``num_steps`` steps with metrics, checkpoints and resume.
 
   Writes ``workdir/metrics.jsonl`` (a record per step, then the final
@@ -100,9 +113,11 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
     eval_every: evaluation period (0: only at the end).
     progress: show a tqdm bar labelled ``desc``, with the last loss.
   """
-  for name, value in (("num_steps", num_steps),
-                      ("checkpoint_every", checkpoint_every),
-                      ("eval_every", eval_every)):
+  for name, value in (
+    ("num_steps", num_steps),
+    ("checkpoint_every", checkpoint_every),
+    ("eval_every", eval_every),
+  ):
     if value < 0:
       raise ValueError(f"{name} must be >= 0, got {name}={value}.")
   if chunk_size is not None and chunk_size <= 0:
@@ -116,23 +131,37 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
   start = checkpointer.latest_step()
   if start is not None:
     if start > num_steps:
-      raise ValueError(f"{checkpointer.directory!r} holds step {start} > "
-                       f"{num_steps=}.")
+      raise ValueError(
+        f"{checkpointer.directory!r} holds step {start} > {num_steps=}."
+      )
     state = checkpointer.restore(start, state)
   step = start or 0
 
   def boundary(period: int) -> int:
-    return num_steps if period == 0 else min(num_steps,
-                                             (step // period + 1) * period)
+    return (
+      num_steps
+      if period == 0
+      else min(num_steps, (step // period + 1) * period)
+    )
 
   writer = metrics_lib.MetricsWriter(
-      os.path.join(workdir, metrics_lib.METRICS_FILE), resume_step=start)
-  bar = tqdm(total=num_steps, initial=step, desc=desc, disable=not progress,
-             dynamic_ncols=True, leave=False)
+    os.path.join(workdir, metrics_lib.METRICS_FILE), resume_step=start
+  )
+  bar = tqdm(
+    total=num_steps,
+    initial=step,
+    desc=desc,
+    disable=not progress,
+    dynamic_ncols=True,
+    leave=False,
+  )
   try:
     while step < num_steps:
-      end = min(boundary(checkpoint_every), boundary(eval_every),
-                num_steps if chunk_size is None else step + chunk_size)
+      end = min(
+        boundary(checkpoint_every),
+        boundary(eval_every),
+        num_steps if chunk_size is None else step + chunk_size,
+      )
       extra = {}
       if eval_fn is not None and eval_every and step % eval_every == 0:
         extra[step] = dict(eval_fn(state))
@@ -143,8 +172,9 @@ def run_loop(state: State, chunk_fn: ChunkFn, *, num_steps: int,
         bar.set_postfix({"loss": f"{last:.4g}"}, refresh=False)
       bar.update(end - step)
       step = end
-      if step == num_steps or (checkpoint_every
-                               and step % checkpoint_every == 0):
+      if step == num_steps or (
+        checkpoint_every and step % checkpoint_every == 0
+      ):
         writer.flush()
         if checkpointer.latest_step() != step:
           checkpointer.save(step, state)

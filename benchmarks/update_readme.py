@@ -1,6 +1,7 @@
 """Copies the Markdown tables the benchmarks wrote into README.md.
 
-A results block is replaced by the file it names (relative to the repository root)::
+A results block is replaced by the file it names (relative to the
+repository root)::
 
   <!-- results: benchmarks/results/order/order_stability.md -->
   ... (generated; do not edit by hand) ...
@@ -21,7 +22,8 @@ from benchmarks import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BLOCK = re.compile(
-    r"(<!-- results: (?P<path>[^ ]+) -->\n).*?(<!-- /results -->)", re.S)
+  r"(<!-- results: (?P<path>[^ ]+) -->\n).*?(<!-- /results -->)", re.S
+)
 
 
 def render(readme: str, root: str = ROOT) -> str:
@@ -31,8 +33,9 @@ def render(readme: str, root: str = ROOT) -> str:
     path = os.path.join(root, match.group("path"))
     if not os.path.exists(path):
       raise FileNotFoundError(
-          f"README block names {match.group('path')}, which does not exist;"
-          " run the benchmark that writes it first.")
+        f"README block names {match.group('path')}, which does not exist;"
+        " run the benchmark that writes it first."
+      )
     with open(path, encoding="utf-8") as f:
       body = f.read()
     end = "" if body.endswith("\n") else "\n"
@@ -43,8 +46,11 @@ def render(readme: str, root: str = ROOT) -> str:
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--check", action="store_true",
-                      help="only check; exit 1 if README.md is out of date.")
+  parser.add_argument(
+    "--check",
+    action="store_true",
+    help="only check; exit 1 if README.md is out of date.",
+  )
   args = parser.parse_args(argv)
   path = os.path.join(ROOT, "README.md")
   with open(path, encoding="utf-8") as f:

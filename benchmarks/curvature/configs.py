@@ -30,11 +30,19 @@ class Config:
 
   def __post_init__(self):
     checks.non_empty("sizes", self.sizes)
-    for name in ("mlp_inputs", "mlp_hidden", "mlp_samples", "repeats",
-                 "num_reflectors"):
+    for name in (
+      "mlp_inputs",
+      "mlp_hidden",
+      "mlp_samples",
+      "repeats",
+      "num_reflectors",
+    ):
       checks.positive(name, getattr(self, name))
-    checks.require(min(self.sizes) > 5, "every size must be > 5 (one low and "
-                   f"four high outliers), got sizes={self.sizes!r}.")
+    checks.require(
+      min(self.sizes) > 5,
+      "every size must be > 5 (one low and "
+      f"four high outliers), got sizes={self.sizes!r}.",
+    )
     checks.one_of("dtype", self.dtype, ("float64", "float32"))
     if self.tol is not None:
       checks.positive("tol", self.tol)
@@ -46,7 +54,8 @@ class Config:
 
 
 PRESETS = {
-    "default": Config(),
-    "quick": Config(sizes=(1000, 10000), mlp_inputs=8, mlp_hidden=16,
-                    mlp_samples=128, repeats=1),
+  "default": Config(),
+  "quick": Config(
+    sizes=(1000, 10000), mlp_inputs=8, mlp_hidden=16, mlp_samples=128, repeats=1
+  ),
 }

@@ -13,36 +13,47 @@ shrink with the Krylov dimension); the safe bounds. Times: best of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
 import os
 import time
-import warnings
-from collections.abc import Callable
 from typing import Any
+import warnings
 
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg
-from jax.flatten_util import ravel_pytree
 
-import fractal_optax
 from benchmarks import config as config_lib
 from benchmarks import files
 from benchmarks import reporting
 from benchmarks.curvature import configs
+import fractal_optax
 
 COLUMNS = [
-    "problem", "dtype", "eigsh_hvps", "ours_hvps_to_match", "hvp_ratio",
-    "eigsh_time_s", "ours_time_to_match_s", "time_ratio",
-    "time_ratio_equal_hvps", "eigsh_err_max", "ours_err_max_at_match",
-    "eigsh_err_min", "ours_err_min_at_match", "safe_max_over_lambda_max",
-    "safe_brackets",
+  "problem",
+  "dtype",
+  "eigsh_hvps",
+  "ours_hvps_to_match",
+  "hvp_ratio",
+  "eigsh_time_s",
+  "ours_time_to_match_s",
+  "time_ratio",
+  "time_ratio_equal_hvps",
+  "eigsh_err_max",
+  "ours_err_max_at_match",
+  "eigsh_err_min",
+  "ours_err_min_at_match",
+  "safe_max_over_lambda_max",
+  "safe_brackets",
 ]
 
 
-def quadratic_loss(x: jax.Array, diagonal: jax.Array,
-                   reflectors: jax.Array) -> jax.Array:
+def quadratic_loss(
+  x: jax.Array, diagonal: jax.Array, reflectors: jax.Array
+) -> jax.Array:
   """½‖D^{1/2} R x‖², ``R`` = product of Householder reflections."""
   for u in reflectors:
     x = x - 2.0 * u * (u @ x)
@@ -57,21 +68,24 @@ def quadratic_problem(n: int, config: configs.Config) -> dict[str, Any]:
   diagonal = rng.permutation(np.concatenate([[0.1], bulk, top]))
   u = rng.standard_normal((config.num_reflectors, n))
   u /= np.linalg.norm(u, axis=1, keepdims=True)
-  return {"name": f"quadratic_{n}", "loss_fn": quadratic_loss,
-          "params": jnp.zeros(n, config.dtype),
-          "args": (jnp.asarray(diagonal, config.dtype),
-                   jnp.asarray(u, config.dtype)),
-          "lambda_min": float(diagonal.min()),
-          "lambda_max": float(diagonal.max()), "reference": "exact"}
+  return {
+    "name": f"quadratic_{n}",
+    "loss_fn": quadratic_loss,
+    "params": jnp.zeros(n, config.dtype),
+    "args": (jnp.asarray(diagonal, config.dtype), jnp.asarray(u, config.dtype)),
+    "lambda_min": float(diagonal.min()),
+    "lambda_max": float(diagonal.max()),
+    "reference": "exact",
+  }
 
 
 def mlp_problem(config: configs.Config) -> dict[str, Any]:
   """Flax NNX tanh MLP, MSE on a synthetic teacher; dense-Hessian reference."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
+
   inputs, hidden, dtype = config.mlp_inputs, config.mlp_hidden, config.dtype
 
   class MLP(nnx.Module):
-
     def __init__(self, rngs: nnx.Rngs):
       self.hidden1 = nnx.Linear(inputs, hidden, rngs=rngs)
       self.hidden2 = nnx.Linear(hidden, hidden, rngs=rngs)
@@ -96,18 +110,28 @@ def mlp_problem(config: configs.Config) -> dict[str, Any]:
   flat, unravel = ravel_pytree(state)
   hessian = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f), *args)))(flat)
   eigenvalues = np.linalg.eigvalsh(np.asarray(hessian, np.float64))
-  return {"name": f"mlp_{flat.shape[0]}", "loss_fn": loss_fn,
-          "params": state, "args": args,
-          "lambda_min": float(eigenvalues[0]),
-          "lambda_max": float(eigenvalues[-1]), "reference": "dense eigvalsh"}
+  return {
+    "name": f"mlp_{flat.shape[0]}",
+    "loss_fn": loss_fn,
+    "params": state,
+    "args": args,
+    "lambda_min": float(eigenvalues[0]),
+    "lambda_max": float(eigenvalues[-1]),
+    "reference": "dense eigvalsh",
+  }
 
 
 def _rel(estimate: float, truth: float) -> float:
   return abs(estimate - truth) / abs(truth)
 
 
-def run_eigsh(hvp: Callable[[jax.Array], jax.Array], n: int, v0: np.ndarray,
-              tol: float, dtype: Any) -> dict[str, Any]:
+def run_eigsh(
+  hvp: Callable[[jax.Array], jax.Array],
+  n: int,
+  v0: np.ndarray,
+  tol: float,
+  dtype: Any,
+) -> dict[str, Any]:
   """eigsh(which="BE", k=2) on the jitted HVP; counts the products."""
   count = [0]
 
@@ -115,22 +139,36 @@ def run_eigsh(hvp: Callable[[jax.Array], jax.Array], n: int, v0: np.ndarray,
     count[0] += 1
     return np.asarray(hvp(jnp.asarray(np.ravel(v), dtype)), np.float64)
 
-  operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=matvec,
-                                                dtype=np.float64)
+  operator = scipy.sparse.linalg.LinearOperator(
+    (n, n), matvec=matvec, dtype=np.float64
+  )
   start = time.perf_counter()
-  values = np.sort(scipy.sparse.linalg.eigsh(
-      operator, k=2, which="BE", tol=tol, v0=v0, return_eigenvectors=False))
-  return {"hvps": count[0], "time_s": time.perf_counter() - start,
-          "theta_min": float(values[0]), "theta_max": float(values[-1])}
+  values = np.sort(
+    scipy.sparse.linalg.eigsh(
+      operator, k=2, which="BE", tol=tol, v0=v0, return_eigenvectors=False
+    )
+  )
+  return {
+    "hvps": count[0],
+    "time_s": time.perf_counter() - start,
+    "theta_min": float(values[0]),
+    "theta_max": float(values[-1]),
+  }
 
 
-def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
-             repeats: int = 0) -> tuple[float, float, Any]:
+def run_ours(
+  problem: dict[str, Any], num_iterations: int, key: jax.Array, repeats: int = 0
+) -> tuple[float, float, Any]:
   """(best time, compile time, estimate); ``repeats=0``: one call, nan time."""
   estimate = functools.partial(
-      fractal_optax.estimate_curvature, problem["loss_fn"], problem["params"],
-      *problem["args"], num_iterations=num_iterations, key=key,
-      max_condition_number=1e6)   # a floor, so non-convex losses do not raise
+    fractal_optax.estimate_curvature,
+    problem["loss_fn"],
+    problem["params"],
+    *problem["args"],
+    num_iterations=num_iterations,
+    key=key,
+    max_condition_number=1e6,
+  )  # a floor, so non-convex losses do not raise
   times = []
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -142,8 +180,9 @@ def run_ours(problem: dict[str, Any], num_iterations: int, key: jax.Array,
   return best, max(times[0] - best, 0.0), est
 
 
-def benchmark_problem(problem: dict[str, Any], config: configs.Config
-                      ) -> dict[str, Any]:
+def benchmark_problem(
+  problem: dict[str, Any], config: configs.Config
+) -> dict[str, Any]:
   """Runs eigsh and ours on one problem and returns its table row."""
   lam_min, lam_max = problem["lambda_min"], problem["lambda_max"]
   key = jax.random.key(config.seed)
@@ -152,9 +191,14 @@ def benchmark_problem(problem: dict[str, Any], config: configs.Config
   grad = jax.grad(lambda f: problem["loss_fn"](unravel(f), *problem["args"]))
   hvp = jax.jit(lambda v: jax.jvp(grad, (flat,), (v,))[1])
   v0 = np.asarray(jax.random.normal(key, (n,), dtype), np.float64)
-  hvp(jnp.zeros(n, dtype)).block_until_ready()   # compile outside timing
-  eig = min((run_eigsh(hvp, n, v0, config.eigsh_tol, dtype)
-             for _ in range(config.repeats)), key=lambda r: r["time_s"])
+  hvp(jnp.zeros(n, dtype)).block_until_ready()  # compile outside timing
+  eig = min(
+    (
+      run_eigsh(hvp, n, v0, config.eigsh_tol, dtype)
+      for _ in range(config.repeats)
+    ),
+    key=lambda r: r["time_s"],
+  )
 
   k = eig["hvps"]
   time_equal, compile_equal, est = run_ours(problem, k, key, config.repeats)
@@ -164,8 +208,10 @@ def benchmark_problem(problem: dict[str, Any], config: configs.Config
 
   def matched(j):  # The errors shrink with j: bisect for the fewest.
     e = run_ours(problem, j, key)[2]
-    return (abs(e.max_ritz_value - lam_max) <= target_max
-            and abs(e.min_ritz_value - lam_min) <= target_min)
+    return (
+      abs(e.max_ritz_value - lam_max) <= target_max
+      and abs(e.min_ritz_value - lam_min) <= target_min
+    )
 
   match, time_match, est_match = None, float("nan"), None
   if matched(k):
@@ -176,53 +222,72 @@ def benchmark_problem(problem: dict[str, Any], config: configs.Config
     match = lo
     time_match, _, est_match = run_ours(problem, match, key, config.repeats)
   return {
-      "problem": problem["name"], "n": n, "dtype": str(dtype),
-      "reference": problem["reference"],
-      "lambda_min": lam_min, "lambda_max": lam_max,
-      "eigsh_hvps": k, "eigsh_time_s": eig["time_s"],
-      "eigsh_err_max": _rel(eig["theta_max"], lam_max),
-      "eigsh_err_min": _rel(eig["theta_min"], lam_min),
-      "ours_hvps_to_match": match, "hvp_ratio": match / k if match else None,
-      "ours_err_max_at_match":
-          _rel(est_match.max_ritz_value, lam_max) if match else None,
-      "ours_err_min_at_match":
-          _rel(est_match.min_ritz_value, lam_min) if match else None,
-      "ours_time_to_match_s": time_match,
-      "time_ratio": time_match / eig["time_s"],
-      "ours_time_equal_hvps_s": time_equal,
-      "time_ratio_equal_hvps": time_equal / eig["time_s"],
-      "ours_compile_s": compile_equal,
-      "ours_err_max_equal_hvps": _rel(est.max_ritz_value, lam_max),
-      "ours_err_min_equal_hvps": _rel(est.min_ritz_value, lam_min),
-      "safe_max_over_lambda_max": est.max_curvature / lam_max,
-      "safe_min_over_lambda_min": est.min_curvature / lam_min,
-      "safe_min_source": est.min_source,
-      "safe_brackets": bool(est.max_curvature >= lam_max and (
-          lam_min <= 0 or est.min_curvature <= lam_min)),
+    "problem": problem["name"],
+    "n": n,
+    "dtype": str(dtype),
+    "reference": problem["reference"],
+    "lambda_min": lam_min,
+    "lambda_max": lam_max,
+    "eigsh_hvps": k,
+    "eigsh_time_s": eig["time_s"],
+    "eigsh_err_max": _rel(eig["theta_max"], lam_max),
+    "eigsh_err_min": _rel(eig["theta_min"], lam_min),
+    "ours_hvps_to_match": match,
+    "hvp_ratio": match / k if match else None,
+    "ours_err_max_at_match": _rel(est_match.max_ritz_value, lam_max)
+    if match
+    else None,
+    "ours_err_min_at_match": _rel(est_match.min_ritz_value, lam_min)
+    if match
+    else None,
+    "ours_time_to_match_s": time_match,
+    "time_ratio": time_match / eig["time_s"],
+    "ours_time_equal_hvps_s": time_equal,
+    "time_ratio_equal_hvps": time_equal / eig["time_s"],
+    "ours_compile_s": compile_equal,
+    "ours_err_max_equal_hvps": _rel(est.max_ritz_value, lam_max),
+    "ours_err_min_equal_hvps": _rel(est.min_ritz_value, lam_min),
+    "safe_max_over_lambda_max": est.max_curvature / lam_max,
+    "safe_min_over_lambda_min": est.min_curvature / lam_min,
+    "safe_min_source": est.min_source,
+    "safe_brackets": bool(
+      est.max_curvature >= lam_max
+      and (lam_min <= 0 or est.min_curvature <= lam_min)
+    ),
   }
 
 
-def run(config: configs.Config, workdir: str, *, command: str = ""
-        ) -> dict[str, Any]:
+def run(
+  config: configs.Config, workdir: str, *, command: str = ""
+) -> dict[str, Any]:
   """Benchmarks every problem; writes and returns ``curvature.json``.
 
   ``curvature.md`` holds the table under ``command``, the command line.
   """
   rows = []
   with jax.enable_x64(config.dtype == "float64"):
-    makers = [functools.partial(quadratic_problem, n, config)
-              for n in config.sizes] + [functools.partial(mlp_problem, config)]
+    makers = [
+      functools.partial(quadratic_problem, n, config) for n in config.sizes
+    ] + [functools.partial(mlp_problem, config)]
     for make in makers:
       rows.append(row := benchmark_problem(make(), config))
-      print(f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
-            f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
-            f"HVPs {row['ours_time_to_match_s']:.3f}s", flush=True)
-  result = {"benchmark": "curvature", "command": command,
-            "config": config_lib.to_dict(config) | {"tol": config.eigsh_tol},
-            "environment": files.environment(), "rows": rows}
+      print(
+        f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
+        f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
+        f"HVPs {row['ours_time_to_match_s']:.3f}s",
+        flush=True,
+      )
+  result = {
+    "benchmark": "curvature",
+    "command": command,
+    "config": config_lib.to_dict(config) | {"tol": config.eigsh_tol},
+    "environment": files.environment(),
+    "rows": rows,
+  }
   table = reporting.markdown_table(rows, COLUMNS)
   files.write_json(os.path.join(workdir, "curvature.json"), result)
-  files.write_text(os.path.join(workdir, "curvature.md"),
-                   f"`{command}`\n\n" + table)
+  files.write_text(
+    os.path.join(workdir, "curvature.md"), f"`{command}`\n\n" + table
+  )
   print(table)
   return result

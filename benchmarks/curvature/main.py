@@ -11,9 +11,14 @@ from benchmarks.curvature import experiment
 
 
 def main(argv=None):
-  return cli.main(argv, description=__doc__, presets=configs.PRESETS,
-                  run=experiment.run, default_workdir="results/curvature",
-                  prog="python -m benchmarks.curvature")
+  return cli.main(
+    argv,
+    description=__doc__,
+    presets=configs.PRESETS,
+    run=experiment.run,
+    default_workdir="results/curvature",
+    prog="python -m benchmarks.curvature",
+  )
 
 
 if __name__ == "__main__":

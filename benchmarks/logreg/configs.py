@@ -74,46 +74,74 @@ class Config:
   def __post_init__(self):
     config_lib.one_of("mode", self.mode, MODES)
     config_lib.one_of("dataset", self.dataset, input_pipeline.DATASETS)
-    config_lib.one_of("max_curvature", self.max_curvature,
-                      MAX_CURVATURE_CHOICES)
-    for name in ("l2", "num_steps", "epsilon", "constant_grid",
-                 "curvature_iterations", "lbfgs_steps", "sweep_l2",
-                 "sweep_cycles", "sweep_steps"):
+    config_lib.one_of(
+      "max_curvature", self.max_curvature, MAX_CURVATURE_CHOICES
+    )
+    for name in (
+      "l2",
+      "num_steps",
+      "epsilon",
+      "constant_grid",
+      "curvature_iterations",
+      "lbfgs_steps",
+      "sweep_l2",
+      "sweep_cycles",
+      "sweep_steps",
+    ):
       config_lib.positive(name, getattr(self, name))
-    for name in ("num_train", "num_test", "bound_cycle", "short_cycle",
-                 "adaptive_num_steps", "checkpoint_every", "eval_every"):
+    for name in (
+      "num_train",
+      "num_test",
+      "bound_cycle",
+      "short_cycle",
+      "adaptive_num_steps",
+      "checkpoint_every",
+      "eval_every",
+    ):
       config_lib.non_negative(name, getattr(self, name))
     for name in ("constant_grid", "sweep_l2", "sweep_cycles"):
       config_lib.non_empty(name, getattr(self, name))
-    config_lib.require(self.epsilon < 1, "epsilon must be < 1, got "
-                       f"epsilon={self.epsilon!r}.")
+    config_lib.require(
+      self.epsilon < 1, f"epsilon must be < 1, got epsilon={self.epsilon!r}."
+    )
 
 
 def get_config(name: str = "default") -> Config:
   """Returns the preset ``name`` (see ``PRESETS``)."""
   if name not in PRESETS:
-    raise ValueError(f"Unknown preset: got {name=}; expected one of "
-                     f"{sorted(PRESETS)}.")
+    raise ValueError(
+      f"Unknown preset: got {name=}; expected one of {sorted(PRESETS)}."
+    )
   return PRESETS[name]
 
 
 PRESETS: dict[str, Config] = {
-    # The paper's Figure 5 setting on the embedded 5k MNIST subset.
-    "default": Config(),
-    # CI: a small subset, few steps; exercises every code path in seconds.
-    "quick": Config(num_train=500, num_test=200, num_steps=120,
-                    constant_grid=(1.0, 2.0), curvature_iterations=20,
-                    lbfgs_steps=200, checkpoint_every=40, eval_every=40,
-                    progress=False, sweep_l2=(1e-1, 1e-2),
-                    sweep_cycles=(4, 16), sweep_steps=100),
-    # Fashion-MNIST (Debian's files): the first 5,000 training images (the
-    # size of the default problem), all 10,000 test images.
-    "fashion": Config(dataset="fashion_mnist", num_train=5000, num_test=0),
-    # The lambda x T map on the embedded subset, and on Fashion-MNIST's.
-    "sweep": Config(mode="sweep"),
-    "sweep_fashion": Config(mode="sweep", dataset="fashion_mnist",
-                            num_train=5000, num_test=0),
-    # The same two with M the global curvature bound (valid everywhere).
-    "global": Config(max_curvature="global"),
-    "sweep_global": Config(mode="sweep", max_curvature="global"),
+  # The paper's Figure 5 setting on the embedded 5k MNIST subset.
+  "default": Config(),
+  # CI: a small subset, few steps; exercises every code path in seconds.
+  "quick": Config(
+    num_train=500,
+    num_test=200,
+    num_steps=120,
+    constant_grid=(1.0, 2.0),
+    curvature_iterations=20,
+    lbfgs_steps=200,
+    checkpoint_every=40,
+    eval_every=40,
+    progress=False,
+    sweep_l2=(1e-1, 1e-2),
+    sweep_cycles=(4, 16),
+    sweep_steps=100,
+  ),
+  # Fashion-MNIST (Debian's files): the first 5,000 training images (the
+  # size of the default problem), all 10,000 test images.
+  "fashion": Config(dataset="fashion_mnist", num_train=5000, num_test=0),
+  # The lambda x T map on the embedded subset, and on Fashion-MNIST's.
+  "sweep": Config(mode="sweep"),
+  "sweep_fashion": Config(
+    mode="sweep", dataset="fashion_mnist", num_train=5000, num_test=0
+  ),
+  # The same two with M the global curvature bound (valid everywhere).
+  "global": Config(max_curvature="global"),
+  "sweep_global": Config(mode="sweep", max_curvature="global"),
 }

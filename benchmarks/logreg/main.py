@@ -24,8 +24,13 @@ def run(config: configs.Config, workdir: str):
 
 
 def main(argv=None):
-  return cli.main(argv, description=__doc__, presets=configs.PRESETS, run=run,
-                  default_workdir="results/logreg/{preset}")
+  return cli.main(
+    argv,
+    description=__doc__,
+    presets=configs.PRESETS,
+    run=run,
+    default_workdir="results/logreg/{preset}",
+  )
 
 
 if __name__ == "__main__":

@@ -13,15 +13,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from benchmarks import input_pipeline
 
@@ -34,8 +34,12 @@ class LogisticRegression(nnx.Module):
 
   def __init__(self, num_features: int, num_classes: int):
     self.linear = nnx.Linear(
-        num_features, num_classes, kernel_init=nnx.initializers.zeros,
-        bias_init=nnx.initializers.zeros, rngs=nnx.Rngs(0))
+      num_features,
+      num_classes,
+      kernel_init=nnx.initializers.zeros,
+      bias_init=nnx.initializers.zeros,
+      rngs=nnx.Rngs(0),
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.linear(x.reshape(x.shape[0], -1))
@@ -50,7 +54,7 @@ class LossFunctions(NamedTuple):
   metrics: Callable[[Any, Data, Any], dict[str, jax.Array]]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loss_functions(graphdef: Any) -> LossFunctions:
   """The data loss, the regularised objective and the evaluation metrics."""
 
@@ -66,14 +70,16 @@ def loss_functions(graphdef: Any) -> LossFunctions:
   def metrics(params, data, l2):
     model = nnx.merge(graphdef, params)
     acc = lambda x, y: jnp.mean(jnp.argmax(model(x), -1) == y)
-    return {"loss": objective(params, data, l2),
-            "train_accuracy": acc(data[0], data[1]),
-            "test_accuracy": acc(data[2], data[3])}
+    return {
+      "loss": objective(params, data, l2),
+      "train_accuracy": acc(data[0], data[1]),
+      "test_accuracy": acc(data[2], data[3]),
+    }
 
   return LossFunctions(data_loss, objective, metrics)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_metrics(graphdef: Any) -> Callable[..., dict[str, jax.Array]]:
   return jax.jit(loss_functions(graphdef).metrics)
 
@@ -106,11 +112,16 @@ class Problem:
 def build_problem(dataset: input_pipeline.Dataset, l2: float) -> Problem:
   """Flattens and scales the images, builds the zero-initialised model."""
   if not l2 > 0:
-    raise ValueError(f"l2 must be positive (it is the curvature lower bound "
-                     f"m), got {l2=}.")
+    raise ValueError(
+      f"l2 must be positive (it is the curvature lower bound m), got {l2=}."
+    )
   flat = lambda im: jnp.asarray(im.reshape(im.shape[0], -1), jnp.float32) / 255
-  data = (flat(dataset.train_images), jnp.asarray(dataset.train_labels),
-          flat(dataset.test_images), jnp.asarray(dataset.test_labels))
+  data = (
+    flat(dataset.train_images),
+    jnp.asarray(dataset.train_labels),
+    flat(dataset.test_images),
+    jnp.asarray(dataset.test_labels),
+  )
   model = LogisticRegression(data[0].shape[1], dataset.num_classes)
   graphdef, params = nnx.split(model, nnx.Param)
   return Problem(graphdef, params, data, float(l2), dataset.name)

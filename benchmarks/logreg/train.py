@@ -22,12 +22,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 import functools
 import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import fractal_optax
 from benchmarks import baselines
 from benchmarks import config as config_lib
 from benchmarks import files
@@ -46,6 +45,7 @@ from benchmarks import train_loop
 from benchmarks.logreg import configs
 from benchmarks.logreg import models
 from benchmarks.logreg import report
+import fractal_optax
 
 Config = configs.Config
 # A relative suboptimality above this (or non-finite) at the end: diverged.
@@ -58,13 +58,15 @@ NOISE_FLOOR = 1e-6
 def load_data(config: Config) -> input_pipeline.Dataset:
   """The configured dataset, cut to ``num_train`` / ``num_test``."""
   ds = input_pipeline.load_dataset(config.dataset, config.data_dir)
-  return input_pipeline.take(ds, config.num_train or None,
-                             config.num_test or None)
+  return input_pipeline.take(
+    ds, config.num_train or None, config.num_test or None
+  )
 
 
-@functools.lru_cache(maxsize=None)
-def _lbfgs_solver(graphdef: Any, num_steps: int, tol: float
-                  ) -> Callable[..., Any]:
+@functools.cache
+def _lbfgs_solver(
+  graphdef: Any, num_steps: int, tol: float
+) -> Callable[..., Any]:
   """A jitted L-BFGS loop for one model structure (l2 is an argument)."""
   objective = models.loss_functions(graphdef).objective
   opt = optax.lbfgs()
@@ -81,12 +83,16 @@ def _lbfgs_solver(graphdef: Any, num_steps: int, tol: float
     def body(carry):
       params, state, it, best, _ = carry
       value, grad = value_and_grad(params, state=state)
-      updates, state = opt.update(grad, state, params, value=value, grad=grad,
-                                  value_fn=fn)
+      updates, state = opt.update(
+        grad, state, params, value=value, grad=grad, value_fn=fn
+      )
       gnorm = optax.tree.norm(grad)
       better = jnp.isfinite(value) & (value < best[1])
-      best = jax.tree.map(lambda new, old: jnp.where(better, new, old),
-                          (params, value, gnorm), best)
+      best = jax.tree.map(
+        lambda new, old: jnp.where(better, new, old),
+        (params, value, gnorm),
+        best,
+      )
       return optax.apply_updates(params, updates), state, it + 1, best, gnorm
 
     inf = jnp.asarray(jnp.inf, jnp.float32)
@@ -97,13 +103,15 @@ def _lbfgs_solver(graphdef: Any, num_steps: int, tol: float
   return solve
 
 
-def reference_optimum(problem: models.Problem, num_steps: int,
-                      tol: float = 1e-7) -> tuple[Any, float, float, int]:
+def reference_optimum(
+  problem: models.Problem, num_steps: int, tol: float = 1e-7
+) -> tuple[Any, float, float, int]:
   """``(params, value, grad_norm, iterations)`` of the best finite iterate of
   ``optax.lbfgs``, run until ``num_steps``, ``|grad| <= tol`` or a stall."""
   solve = _lbfgs_solver(problem.graphdef, int(num_steps), float(tol))
-  (params, value, gnorm), it = solve(problem.params, problem.data,
-                                     jnp.float32(problem.l2))
+  (params, value, gnorm), it = solve(
+    problem.params, problem.data, jnp.float32(problem.l2)
+  )
   return params, float(value), float(gnorm), int(it)
 
 
@@ -120,35 +128,47 @@ def global_max_curvature(problem: models.Problem) -> float:
   x = np.asarray(problem.data[0], np.float64)
   x = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
   d = x.shape[1]
-  (top,) = scipy.linalg.eigvalsh(x.T @ x / x.shape[0],
-                                 subset_by_index=[d - 1, d - 1])
+  (top,) = scipy.linalg.eigvalsh(
+    x.T @ x / x.shape[0], subset_by_index=[d - 1, d - 1]
+  )
   return problem.l2 + 0.5 * float(top)
 
 
-def curvature(problem: models.Problem, params_star: Any, iterations: int,
-              seed: int, choice: str = "estimate") -> dict[str, float]:
+def curvature(
+  problem: models.Problem,
+  params_star: Any,
+  iterations: int,
+  seed: int,
+  choice: str = "estimate",
+) -> dict[str, float]:
   """m = lambda; ``max_curvature`` (the M of the schedules and momentum
   methods) is the estimate (start and optimum) or the global bound, by
   ``choice``; ``max_curvature_estimate`` (the M of the constant grid) is the
   estimate either way."""
   config_lib.one_of("max_curvature", choice, configs.MAX_CURVATURE_CHOICES)
   estimate = functools.partial(
-      fractal_optax.estimate_curvature, problem.fns.data_loss,
-      num_iterations=iterations, key=jax.random.key(seed),
-      l2_regularization=problem.l2)
+    fractal_optax.estimate_curvature,
+    problem.fns.data_loss,
+    num_iterations=iterations,
+    key=jax.random.key(seed),
+    l2_regularization=problem.l2,
+  )
   at_init = estimate(problem.params, problem.data)
   at_opt = estimate(params_star, problem.data)
   estimated = max(float(at_init.max_curvature), float(at_opt.max_curvature))
   bound = global_max_curvature(problem)
   max_curvature = estimated if choice == "estimate" else bound
-  return {"min_curvature": problem.l2, "max_curvature": max_curvature,
-          "max_curvature_choice": choice,
-          "max_curvature_estimate": estimated,
-          "max_curvature_at_init": float(at_init.max_curvature),
-          "max_curvature_at_optimum": float(at_opt.max_curvature),
-          "max_curvature_global_bound": bound,
-          "estimated_min_curvature_at_init": float(at_init.min_curvature),
-          "kappa": max_curvature / problem.l2}
+  return {
+    "min_curvature": problem.l2,
+    "max_curvature": max_curvature,
+    "max_curvature_choice": choice,
+    "max_curvature_estimate": estimated,
+    "max_curvature_at_init": float(at_init.max_curvature),
+    "max_curvature_at_optimum": float(at_opt.max_curvature),
+    "max_curvature_global_bound": bound,
+    "estimated_min_curvature_at_init": float(at_init.min_curvature),
+    "kappa": max_curvature / problem.l2,
+  }
 
 
 def bound_cycle_length(m: float, M: float, epsilon: float) -> int:
@@ -162,8 +182,12 @@ def short_cycle_length(kappa: float) -> int:
   return max(2, 2 ** round(math.log2(max(math.sqrt(kappa) / 2, 1.0))))
 
 
-def setup(config: Config, dataset: input_pipeline.Dataset, l2: float,
-          store: resume.Store) -> tuple[models.Problem, dict[str, Any]]:
+def setup(
+  config: Config,
+  dataset: input_pipeline.Dataset,
+  l2: float,
+  store: resume.Store,
+) -> tuple[models.Problem, dict[str, Any]]:
   """``(problem, numbers)`` at ``l2``; the numbers (f0, L-BFGS f*, curvature,
   cycle lengths, bound) are the stored unit ``setup,l2=<l2>``."""
   problem = models.build_problem(dataset, l2)
@@ -171,18 +195,31 @@ def setup(config: Config, dataset: input_pipeline.Dataset, l2: float,
   def compute():
     t0 = time.perf_counter()
     params_star, value, gnorm, iters = reference_optimum(
-        problem, config.lbfgs_steps)
-    lbfgs = {"value": value, "grad_norm": gnorm, "iterations": iters,
-             "seconds": time.perf_counter() - t0}
-    curv = curvature(problem, params_star, config.curvature_iterations,
-                     config.seed, config.max_curvature)
+      problem, config.lbfgs_steps
+    )
+    lbfgs = {
+      "value": value,
+      "grad_norm": gnorm,
+      "iterations": iters,
+      "seconds": time.perf_counter() - t0,
+    }
+    curv = curvature(
+      problem,
+      params_star,
+      config.curvature_iterations,
+      config.seed,
+      config.max_curvature,
+    )
     m, M = curv["min_curvature"], curv["max_curvature"]
-    bound_cycle = config.bound_cycle or bound_cycle_length(m, M,
-                                                           config.epsilon)
-    return {"f0": float(problem.evaluate(problem.params)["loss"]),
-            "lbfgs": lbfgs, "curvature": curv, "bound_cycle": bound_cycle,
-            "short_cycle": config.short_cycle or short_cycle_length(M / m),
-            "bound": fractal_optax.chebyshev_error_bound(bound_cycle, m, M)}
+    bound_cycle = config.bound_cycle or bound_cycle_length(m, M, config.epsilon)
+    return {
+      "f0": float(problem.evaluate(problem.params)["loss"]),
+      "lbfgs": lbfgs,
+      "curvature": curv,
+      "bound_cycle": bound_cycle,
+      "short_cycle": config.short_cycle or short_cycle_length(M / m),
+      "bound": fractal_optax.chebyshev_error_bound(bound_cycle, m, M),
+    }
 
   return problem, store.compute(f"setup,l2={l2:g}", compute)
 
@@ -218,28 +255,50 @@ def make_methods(config: Config, numbers: Mapping[str, Any]) -> list[Method]:
   methods = []
   for c in sorted(set(config.constant_grid) | {1.0}):
     lr = c / curv["max_curvature_estimate"]
-    methods.append(Method(
+    methods.append(
+      Method(
         "gd" if c == 1.0 else f"constant_{c:g}",
         "GD 1/M" if c == 1.0 else f"constant {c:g}/M",
         baselines.constant(m, curv["max_curvature_estimate"], c),
-        _constant_rate(lr), {"learning_rate": lr, "multiple_of_1/M": c}))
+        _constant_rate(lr),
+        {"learning_rate": lr, "multiple_of_1/M": c},
+      )
+    )
   for name, label, constants in (
-      ("heavy_ball", "heavy ball", baselines.heavy_ball_constants),
-      ("nesterov", "Nesterov", baselines.nesterov_constants)):
+    ("heavy_ball", "heavy ball", baselines.heavy_ball_constants),
+    ("nesterov", "Nesterov", baselines.nesterov_constants),
+  ):
     lr, momentum = constants(m, M)
-    methods.append(Method(name, label, baselines.BASELINES[name](m, M),
-                          _constant_rate(lr),
-                          {"learning_rate": lr, "momentum": momentum}))
-  for name, cycle, suffix in (("fractal", numbers["bound_cycle"], "(bound)"),
-                              ("fractal_short", numbers["short_cycle"],
-                               "repeated")):
+    methods.append(
+      Method(
+        name,
+        label,
+        baselines.BASELINES[name](m, M),
+        _constant_rate(lr),
+        {"learning_rate": lr, "momentum": momentum},
+      )
+    )
+  for name, cycle, suffix in (
+    ("fractal", numbers["bound_cycle"], "(bound)"),
+    ("fractal_short", numbers["short_cycle"], "repeated"),
+  ):
     schedule = fractal_optax.fractal_chebyshev_schedule(cycle, m, M)
-    methods.append(Method(
-        name, f"fractal T={cycle} {suffix}", baselines.fractal(cycle, m, M),
+    methods.append(
+      Method(
+        name,
+        f"fractal T={cycle} {suffix}",
+        baselines.fractal(cycle, m, M),
         lambda _, t, schedule=schedule: schedule(t),
-        {"cycle_length": cycle, "min_curvature": m, "max_curvature": M,
-         "largest_step": float(
-             fractal_optax.chebyshev_step_sizes(cycle, m, M)[0])}))
+        {
+          "cycle_length": cycle,
+          "min_curvature": m,
+          "max_curvature": M,
+          "largest_step": float(
+            fractal_optax.chebyshev_step_sizes(cycle, m, M)[0]
+          ),
+        },
+      )
+    )
   methods.append(adaptive_method(config, m))
   return methods
 
@@ -252,28 +311,43 @@ def adaptive_method(config: Config, l2: float) -> Method:
   position ``(position - 1) mod T`` on ``[m_eff, M]``, as the update used
   (after a rejection: the first step of the repaired cycle).
   """
-  kw = ({"num_steps": config.adaptive_num_steps}
-        if config.adaptive_num_steps else {})
+  kw = (
+    {"num_steps": config.adaptive_num_steps}
+    if config.adaptive_num_steps
+    else {}
+  )
   tx = fractal_optax.adaptive_fractal_sgd(**kw, l2_regularization=l2)
-  cycle = config.adaptive_num_steps or inspect.signature(
-      fractal_optax.adaptive_fractal_sgd).parameters["num_steps"].default
+  cycle = (
+    config.adaptive_num_steps
+    or inspect.signature(fractal_optax.adaptive_fractal_sgd)
+    .parameters["num_steps"]
+    .default
+  )
 
   def rate(state, _):
     steps = fractal_optax.fractal_chebyshev_step_sizes(
-        cycle, state.min_curvature, state.max_curvature)
+      cycle, state.min_curvature, state.max_curvature
+    )
     return steps[(state.position - 1) % cycle].astype(jnp.float32)
 
   return Method(
-      "adaptive", f"adaptive fractal T={cycle}", tx, rate,
-      {"cycle_length": cycle, "l2_regularization": l2},
-      lambda s, _: s.count + s.num_value_evals + 2 * s.num_hvps,
-      lambda s: {"rejections": s.num_rejected,
-                 "max_curvature": s.max_curvature,
-                 "min_curvature_eff": s.min_curvature})
+    "adaptive",
+    f"adaptive fractal T={cycle}",
+    tx,
+    rate,
+    {"cycle_length": cycle, "l2_regularization": l2},
+    lambda s, _: s.count + s.num_value_evals + 2 * s.num_hvps,
+    lambda s: {
+      "rejections": s.num_rejected,
+      "max_curvature": s.max_curvature,
+      "min_curvature_eff": s.min_curvature,
+    },
+  )
 
 
-def make_chunk_fn(problem: models.Problem, method: Method
-                  ) -> train_loop.ChunkFn:
+def make_chunk_fn(
+  problem: models.Problem, method: Method
+) -> train_loop.ChunkFn:
   """``(state, start, n) -> (state, metrics)``: n full-batch steps, jitted."""
   step = _step_fn(method)
   evaluations = method.evaluations or (lambda _, t: t + 1)
@@ -283,19 +357,24 @@ def make_chunk_fn(problem: models.Problem, method: Method
     fn = lambda p: problem.objective(p, data)
 
     def body(state, t):
-      loss, grads, params, opt_state = step(fn, state["params"],
-                                            state["opt_state"])
-      metrics = {"loss": loss,
-                 "learning_rate": method.learning_rate(opt_state, t),
-                 "grad_norm": optax.tree.norm(grads),
-                 "evaluations": evaluations(opt_state, t),
-                 **(method.extra(opt_state) if method.extra else {})}
+      loss, grads, params, opt_state = step(
+        fn, state["params"], state["opt_state"]
+      )
+      metrics = {
+        "loss": loss,
+        "learning_rate": method.learning_rate(opt_state, t),
+        "grad_norm": optax.tree.norm(grads),
+        "evaluations": evaluations(opt_state, t),
+        **(method.extra(opt_state) if method.extra else {}),
+      }
       return {"params": params, "opt_state": opt_state}, metrics
+
     return jax.lax.scan(body, state, steps)
 
   def chunk_fn(state, start, n):
-    return scan(state, jnp.arange(start, start + n, dtype=jnp.int32),
-                problem.data)
+    return scan(
+      state, jnp.arange(start, start + n, dtype=jnp.int32), problem.data
+    )
 
   return chunk_fn
 
@@ -306,8 +385,9 @@ def _step_fn(method: Method) -> Callable[..., Any]:
 
   def step(fn, params, opt_state):
     loss, grads = jax.value_and_grad(fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss,
-                                   grad=grads, value_fn=fn)
+    updates, opt_state = tx.update(
+      grads, opt_state, params, value=loss, grad=grads, value_fn=fn
+    )
     return loss, grads, optax.apply_updates(params, updates), opt_state
 
   return step
@@ -332,16 +412,25 @@ def _target_runner(graphdef: Any, method: Method) -> Callable[..., Any]:
   return run
 
 
-def time_to_target(problem: models.Problem, method: Method, target: float,
-                   max_steps: int, repeats: int = 3) -> dict[str, Any]:
+def time_to_target(
+  problem: models.Problem,
+  method: Method,
+  target: float,
+  max_steps: int,
+  repeats: int = 3,
+) -> dict[str, Any]:
   """Wall time of ``method`` until its loss is ``<= target``: compiled first,
   then the fastest of ``repeats`` runs (the machine is shared). The loop
   stops one update after the loss at the iterate reached ``target`` (the
   loss comes with that iterate's gradient), so it times ``steps`` + 1
   gradient steps. Returns ``{"seconds", "steps"}`` (None if never)."""
   run = _target_runner(problem.graphdef, method)
-  args = (problem.params, problem.data, jnp.float32(problem.l2),
-          jnp.float32(target))
+  args = (
+    problem.params,
+    problem.data,
+    jnp.float32(problem.l2),
+    jnp.float32(target),
+  )
   jax.block_until_ready(run(*args, jnp.int32(1)))  # Compiles.
   seconds = math.inf
   for _ in range(repeats):
@@ -349,8 +438,10 @@ def time_to_target(problem: models.Problem, method: Method, target: float,
     steps, loss = jax.block_until_ready(run(*args, jnp.int32(max_steps)))
     seconds = min(seconds, time.perf_counter() - t0)
   reached = bool(loss <= target)
-  return {"seconds": seconds if reached else None,
-          "steps": int(steps) - 1 if reached else None}
+  return {
+    "seconds": seconds if reached else None,
+    "steps": int(steps) - 1 if reached else None,
+  }
 
 
 def steps_to(relative: np.ndarray, epsilon: float) -> int | None:
@@ -359,8 +450,9 @@ def steps_to(relative: np.ndarray, epsilon: float) -> int | None:
   return int(hit[0]) if hit.size else None
 
 
-def analyse(losses: np.ndarray, f_star: float, epsilon: float
-            ) -> dict[str, Any]:
+def analyse(
+  losses: np.ndarray, f_star: float, epsilon: float
+) -> dict[str, Any]:
   """Statistics of a loss curve ``f_0 ... f_N`` (f_t after t updates).
 
   ``steps_to_epsilon`` (first hit), ``steps_to_epsilon_stay`` (always below
@@ -379,37 +471,46 @@ def analyse(losses: np.ndarray, f_star: float, epsilon: float
   if first is not None and (above.size == 0 or above[-1] < len(losses) - 1):
     stay = int(above[-1] + 1) if above.size else 0
   end = first if first is not None else len(losses) - 1
-  prev, cur = losses[:end], losses[1:end + 1]
+  prev, cur = losses[:end], losses[1 : end + 1]
   with np.errstate(all="ignore"):
     increased = cur > prev
     gap_ratio = (cur - f_star) / (prev - f_star)
     loss_ratio = cur / prev
-  largest = lambda r: (float(np.nanmax(np.where(increased, r, np.nan)))
-                       if increased.any() else 1.0)
+  largest = lambda r: (
+    float(np.nanmax(np.where(increased, r, np.nan))) if increased.any() else 1.0
+  )
   floor = steps_to(np.where(finite, relative, np.inf), NOISE_FLOOR)
   floor = len(losses) - 1 if floor is None else floor
   return {
-      "steps_to_epsilon": first,
-      "steps_to_epsilon_stay": stay,
-      "final_relative_suboptimality": float(relative[-1]),
-      "min_relative_suboptimality": float(np.nanmin(relative)),
-      "diverged": bool(not finite[-1] or relative[-1] > DIVERGED),
-      "descent_phase_steps": int(end),
-      "fraction_loss_increasing": float(np.mean(increased)) if end else 0.0,
-      "largest_suboptimality_increase": largest(gap_ratio),
-      "largest_loss_ratio": largest(loss_ratio),
-      "fraction_loss_increasing_to_floor": float(np.mean(
-          losses[1:floor + 1] > losses[:floor])) if floor else 0.0,
+    "steps_to_epsilon": first,
+    "steps_to_epsilon_stay": stay,
+    "final_relative_suboptimality": float(relative[-1]),
+    "min_relative_suboptimality": float(np.nanmin(relative)),
+    "diverged": bool(not finite[-1] or relative[-1] > DIVERGED),
+    "descent_phase_steps": int(end),
+    "fraction_loss_increasing": float(np.mean(increased)) if end else 0.0,
+    "largest_suboptimality_increase": largest(gap_ratio),
+    "largest_loss_ratio": largest(loss_ratio),
+    "fraction_loss_increasing_to_floor": float(
+      np.mean(losses[1 : floor + 1] > losses[:floor])
+    )
+    if floor
+    else 0.0,
   }
 
 
-def best_constant(results: Mapping[str, Mapping[str, Any]],
-                  names: Sequence[str]) -> str:
+def best_constant(
+  results: Mapping[str, Mapping[str, Any]], names: Sequence[str]
+) -> str:
   """The name reaching epsilon first (then: the lowest final gap)."""
-  return min(names, key=lambda n: (
+  return min(
+    names,
+    key=lambda n: (
       results[n]["steps_to_epsilon"] is None,
       results[n]["steps_to_epsilon"] or 0,
-      np.nan_to_num(results[n]["final_relative_suboptimality"], nan=np.inf)))
+      np.nan_to_num(results[n]["final_relative_suboptimality"], nan=np.inf),
+    ),
+  )
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -421,16 +522,19 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 NESTEROV_LIMIT = {"fractal": 1.5, "fractal_short": 1.5, "adaptive": 1.0}
 
 
-def method_ratios(results: Mapping[str, Mapping[str, Any]], best: str,
-                  name: str) -> dict[str, float | None]:
+def method_ratios(
+  results: Mapping[str, Mapping[str, Any]], best: str, name: str
+) -> dict[str, float | None]:
   """``name``'s cost against the best constant and Nesterov, in gradient
   evaluations and (where timed) seconds to epsilon."""
   ev = lambda n: results[n]["evaluations_to_epsilon"]
   sec = lambda n: results[n].get("seconds_to_epsilon")
-  return {"speedup_vs_best_constant": _ratio(ev(best), ev(name)),
-          "evaluations_over_nesterov": _ratio(ev(name), ev("nesterov")),
-          "time_speedup_vs_best_constant": _ratio(sec(best), sec(name)),
-          "time_over_nesterov": _ratio(sec(name), sec("nesterov"))}
+  return {
+    "speedup_vs_best_constant": _ratio(ev(best), ev(name)),
+    "evaluations_over_nesterov": _ratio(ev(name), ev("nesterov")),
+    "time_speedup_vs_best_constant": _ratio(sec(best), sec(name)),
+    "time_over_nesterov": _ratio(sec(name), sec("nesterov")),
+  }
 
 
 def loss_curve(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -441,10 +545,13 @@ def loss_curve(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
   return values
 
 
-def summarise(config: Config, problem: models.Problem,
-              numbers: Mapping[str, Any], methods: Sequence[Method],
-              records: Mapping[str, Sequence[Mapping[str, Any]]]
-              ) -> dict[str, Any]:
+def summarise(
+  config: Config,
+  problem: models.Problem,
+  numbers: Mapping[str, Any],
+  methods: Sequence[Method],
+  records: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, Any]:
   """Per-method statistics, the best constant step, ratios and targets."""
   curv = numbers["curvature"]
   losses = {name: loss_curve(r) for name, r in records.items()}
@@ -456,61 +563,82 @@ def summarise(config: Config, problem: models.Problem,
     stats = analyse(losses[method.name], f_star, config.epsilon)
     if stats["steps_to_epsilon"] is not None:  # Wall time, compiled.
       timed = time_to_target(problem, method, target, config.num_steps)
-      stats.update(seconds_to_epsilon=timed["seconds"],
-                   timed_steps_to_epsilon=timed["steps"])
+      stats.update(
+        seconds_to_epsilon=timed["seconds"],
+        timed_steps_to_epsilon=timed["steps"],
+      )
     run = records[method.name]
     _, rates = metrics_lib.metrics_arrays(run, "learning_rate")
     _, evals = metrics_lib.metrics_arrays(run, "evaluations")
     end, first = stats["descent_phase_steps"], stats["steps_to_epsilon"]
     stats.update(
-        label=method.label, hparams=method.hparams,
-        fraction_steps_above_2_over_M=float(np.mean(  # float32 rounding.
-            rates[:end] > 2 / curv["max_curvature"] * (1 + 1e-6)))
-        if end else 0.0,
-        evaluations_to_epsilon=None if first is None else
-        (int(evals[first - 1]) if first else 0),
-        test_accuracy=run[-1].get("test_accuracy"),
-        train_accuracy=run[-1].get("train_accuracy"),
-        final_loss=run[-1].get("loss"),
-        final_evaluations=int(evals[-1]))
+      label=method.label,
+      hparams=method.hparams,
+      fraction_steps_above_2_over_M=float(
+        np.mean(  # float32 rounding.
+          rates[:end] > 2 / curv["max_curvature"] * (1 + 1e-6)
+        )
+      )
+      if end
+      else 0.0,
+      evaluations_to_epsilon=None
+      if first is None
+      else (int(evals[first - 1]) if first else 0),
+      test_accuracy=run[-1].get("test_accuracy"),
+      train_accuracy=run[-1].get("train_accuracy"),
+      final_loss=run[-1].get("loss"),
+      final_evaluations=int(evals[-1]),
+    )
     if method.extra:
-      stats.update({k: run[-2][k] for k in method.extra(
-          method.tx.init(problem.params))})
+      stats.update(
+        {k: run[-2][k] for k in method.extra(method.tx.init(problem.params))}
+      )
     results[method.name] = stats
-  best = best_constant(results, [m.name for m in methods
-                                 if "multiple_of_1/M" in m.hparams])
-  ratios = {name: method_ratios(results, best, name)
-            for name in NESTEROV_LIMIT}
-  targets = {name: {
-      "speedup_vs_best_constant_at_least_3":
-          (ratios[name]["speedup_vs_best_constant"] or 0) >= 3,
+  best = best_constant(
+    results, [m.name for m in methods if "multiple_of_1/M" in m.hparams]
+  )
+  ratios = {name: method_ratios(results, best, name) for name in NESTEROV_LIMIT}
+  targets = {
+    name: {
+      "speedup_vs_best_constant_at_least_3": (
+        ratios[name]["speedup_vs_best_constant"] or 0
+      )
+      >= 3,
       "nesterov_limit": limit,
-      "within_limit_of_nesterov":
-          (ratios[name]["evaluations_over_nesterov"] or math.inf) <= limit,
+      "within_limit_of_nesterov": (
+        ratios[name]["evaluations_over_nesterov"] or math.inf
+      )
+      <= limit,
       "fraction_loss_increasing": results[name]["fraction_loss_increasing"],
-  } for name, limit in NESTEROV_LIMIT.items()}
+    }
+    for name, limit in NESTEROV_LIMIT.items()
+  }
   return {
-      "experiment": "logreg",
-      "config": config_lib.to_dict(config),
-      "dataset": {"name": problem.dataset,
-                  "num_train": int(problem.data[0].shape[0]),
-                  "num_test": int(problem.data[2].shape[0]),
-                  "num_features": int(problem.data[0].shape[1])},
-      "curvature": curv,
-      "f0": numbers["f0"], "f_star": f_star,
-      "f_star_source": "lbfgs" if f_star == numbers["lbfgs"]["value"] else
-                       "lowest loss of a method",
-      "lbfgs": numbers["lbfgs"],
-      "bound_cycle": numbers["bound_cycle"],
-      "short_cycle": numbers["short_cycle"],
-      "chebyshev_bound_squared": numbers["bound"] ** 2,
-      "stability_limit_2_over_M": 2 / curv["max_curvature"],
-      "noise_floor": NOISE_FLOOR,
-      "best_constant": best,
-      "methods": results,
-      "ratios": ratios,
-      "targets": targets,
-      "environment": files.environment(),
+    "experiment": "logreg",
+    "config": config_lib.to_dict(config),
+    "dataset": {
+      "name": problem.dataset,
+      "num_train": int(problem.data[0].shape[0]),
+      "num_test": int(problem.data[2].shape[0]),
+      "num_features": int(problem.data[0].shape[1]),
+    },
+    "curvature": curv,
+    "f0": numbers["f0"],
+    "f_star": f_star,
+    "f_star_source": "lbfgs"
+    if f_star == numbers["lbfgs"]["value"]
+    else "lowest loss of a method",
+    "lbfgs": numbers["lbfgs"],
+    "bound_cycle": numbers["bound_cycle"],
+    "short_cycle": numbers["short_cycle"],
+    "chebyshev_bound_squared": numbers["bound"] ** 2,
+    "stability_limit_2_over_M": 2 / curv["max_curvature"],
+    "noise_floor": NOISE_FLOOR,
+    "best_constant": best,
+    "methods": results,
+    "ratios": ratios,
+    "targets": targets,
+    "environment": files.environment(),
   }
 
 
@@ -519,8 +647,10 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
   ``runs/<method>/metrics.jsonl`` (and ``checkpoints/``), ``results.md``,
   ``figure5.png`` and, last, ``summary.json``."""
   if config.mode != "compare":
-    raise ValueError("train_and_evaluate runs mode='compare' (the sweep is "
-                     f"benchmarks.logreg.sweep.run_sweep), got {config.mode=}.")
+    raise ValueError(
+      "train_and_evaluate runs mode='compare' (the sweep is "
+      f"benchmarks.logreg.sweep.run_sweep), got {config.mode=}."
+    )
   start = time.perf_counter()
   store = resume.Store(workdir, config)
   files.remove_summary(workdir)
@@ -530,15 +660,24 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
   records = {}
   for method in methods:
     run_dir = os.path.join(workdir, "runs", method.name)
-    state = {"params": problem.params,
-             "opt_state": method.tx.init(problem.params)}
+    state = {
+      "params": problem.params,
+      "opt_state": method.tx.init(problem.params),
+    }
     train_loop.run_loop(
-        state, make_chunk_fn(problem, method), num_steps=config.num_steps,
-        workdir=run_dir, checkpoint_every=config.checkpoint_every,
-        eval_fn=evaluate, eval_every=config.eval_every,
-        progress=config.progress, desc=method.name)
+      state,
+      make_chunk_fn(problem, method),
+      num_steps=config.num_steps,
+      workdir=run_dir,
+      checkpoint_every=config.checkpoint_every,
+      eval_fn=evaluate,
+      eval_every=config.eval_every,
+      progress=config.progress,
+      desc=method.name,
+    )
     records[method.name] = metrics_lib.read_metrics(
-        os.path.join(run_dir, metrics_lib.METRICS_FILE))
+      os.path.join(run_dir, metrics_lib.METRICS_FILE)
+    )
   summary = summarise(config, problem, numbers, methods, records)
   summary["seconds"] = time.perf_counter() - start  # This invocation only.
   markdown = report.results_markdown(summary)
@@ -546,6 +685,9 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
   report.plot_figure5(os.path.join(workdir, "figure5.png"), summary, records)
   files.write_summary(workdir, summary)
   store.clear()
-  print(markdown + f"\nWritten to {workdir}/ (summary.json, results.md, "
-        "figure5.png, runs/*/metrics.jsonl).", flush=True)
+  print(
+    markdown + f"\nWritten to {workdir}/ (summary.json, results.md, "
+    "figure5.png, runs/*/metrics.jsonl).",
+    flush=True,
+  )
   return summary

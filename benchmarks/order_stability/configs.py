@@ -32,15 +32,29 @@ class Config:
 
   def __post_init__(self):
     checks.non_empty("kappas", self.kappas)
-    for name in ("max_t", "oversample", "baseline_every", "baseline_at",
-                 "refine_cases", "refine_oversample", "chunk_size"):
+    for name in (
+      "max_t",
+      "oversample",
+      "baseline_every",
+      "baseline_at",
+      "refine_cases",
+      "refine_oversample",
+      "chunk_size",
+    ):
       checks.positive(name, getattr(self, name))
-    checks.require(min(self.kappas) > 1,
-                   f"every κ must be > 1, got kappas={self.kappas!r}.")
+    checks.require(
+      min(self.kappas) > 1, f"every κ must be > 1, got kappas={self.kappas!r}."
+    )
 
 
 PRESETS = {
-    "default": Config(),
-    "quick": Config(max_t=40, kappas=(10.0, 1e4), baseline_at=(20,),
-                    refine_cases=2, chunk_size=16, progress=False),
+  "default": Config(),
+  "quick": Config(
+    max_t=40,
+    kappas=(10.0, 1e4),
+    baseline_at=(20,),
+    refine_cases=2,
+    chunk_size=16,
+    progress=False,
+  ),
 }

@@ -13,9 +13,14 @@ from benchmarks.order_stability import experiment
 
 
 def main(argv=None):
-  return cli.main(argv, description=__doc__, presets=configs.PRESETS,
-                  run=experiment.run, default_workdir="results/order",
-                  prog="python -m benchmarks.order_stability")
+  return cli.main(
+    argv,
+    description=__doc__,
+    presets=configs.PRESETS,
+    run=experiment.run,
+    default_workdir="results/order",
+    prog="python -m benchmarks.order_stability",
+  )
 
 
 if __name__ == "__main__":

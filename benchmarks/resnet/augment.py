@@ -13,10 +13,10 @@ import jax.numpy as jnp
 
 # Per-channel mean and standard deviation of the training images in [0, 1].
 CHANNEL_STATS = {
-    "fashion_mnist": ((0.2860,), (0.3530,)),
-    "mnist": ((0.1307,), (0.3081,)),
-    "mnist5k": ((0.1307,), (0.3081,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+  "fashion_mnist": ((0.2860,), (0.3530,)),
+  "mnist": ((0.1307,), (0.3081,)),
+  "mnist5k": ((0.1307,), (0.3081,)),
+  "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 
 
@@ -35,8 +35,9 @@ def random_crop(images: jax.Array, key: jax.Array, padding: int) -> jax.Array:
   pad = (padding, padding)
   padded = jnp.pad(images, ((0, 0), pad, pad, (0, 0)))
   offsets = jax.random.randint(key, (n, 2), 0, 2 * padding + 1)
-  return jax.vmap(lambda image, o: jax.lax.dynamic_slice(
-      image, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
+  return jax.vmap(
+    lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, c))
+  )(padded, offsets)
 
 
 def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
@@ -45,9 +46,15 @@ def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
   return jnp.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
 
 
-def preprocess(images: jax.Array, key: jax.Array | None, *,
-               mean: Sequence[float], std: Sequence[float], padding: int = 0,
-               flip: bool = False) -> jax.Array:
+def preprocess(
+  images: jax.Array,
+  key: jax.Array | None,
+  *,
+  mean: Sequence[float],
+  std: Sequence[float],
+  padding: int = 0,
+  flip: bool = False,
+) -> jax.Array:
   """``uint8`` images to ``(x/255 - mean) / std``; augmented unless key=None."""
   x = images.astype(jnp.float32) / 255.0
   x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)

@@ -17,15 +17,25 @@ from benchmarks.resnet import configs
 def run(config, workdir):
   """Dispatches on ``config.mode`` (imports JAX only now, not for --help)."""
   # pylint: disable=g-import-not-at-top
-  from benchmarks.resnet import experiment, throughput, train
-  return {"experiment": experiment.run_experiment,
-          "train": train.train_and_evaluate,
-          "throughput": throughput.run}[config.mode](config, workdir)
+  from benchmarks.resnet import experiment
+  from benchmarks.resnet import throughput
+  from benchmarks.resnet import train
+
+  return {
+    "experiment": experiment.run_experiment,
+    "train": train.train_and_evaluate,
+    "throughput": throughput.run,
+  }[config.mode](config, workdir)
 
 
 def main(argv=None):
-  return cli.main(argv, description=__doc__, presets=configs.PRESETS,
-                  run=run, default_workdir="results/resnet")
+  return cli.main(
+    argv,
+    description=__doc__,
+    presets=configs.PRESETS,
+    run=run,
+    default_workdir="results/resnet",
+  )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -22,15 +22,35 @@ STAGE_STRIDES = (1, 2, 2, 2)
 class ConvBN(nnx.Module):
   """A bias-free ``k x k`` convolution ("same" padding), then BatchNorm."""
 
-  def __init__(self, in_features: int, out_features: int, k: int,
-               stride: int = 1, *, dtype: Any, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    k: int,
+    stride: int = 1,
+    *,
+    dtype: Any,
+    rngs: nnx.Rngs,
+  ):
     self.conv = nnx.Conv(
-        in_features, out_features, (k, k), strides=stride, padding=k // 2,
-        use_bias=False, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
-        kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out",
-                                                      "normal"))
-    self.bn = nnx.BatchNorm(out_features, momentum=0.9, dtype=dtype,
-                            param_dtype=jnp.float32, rngs=rngs)
+      in_features,
+      out_features,
+      (k, k),
+      strides=stride,
+      padding=k // 2,
+      use_bias=False,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      rngs=rngs,
+      kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out", "normal"),
+    )
+    self.bn = nnx.BatchNorm(
+      out_features,
+      momentum=0.9,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      rngs=rngs,
+    )
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     return self.bn(self.conv(x), use_running_average=not train)
@@ -39,19 +59,28 @@ class ConvBN(nnx.Module):
 class BasicBlock(nnx.Module):
   """Two 3x3 ``ConvBN`` and an identity or projection shortcut."""
 
-  def __init__(self, in_features: int, out_features: int, stride: int, *,
-               dtype: Any, rngs: nnx.Rngs):
-    self.conv1 = ConvBN(in_features, out_features, 3, stride, dtype=dtype,
-                        rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    stride: int,
+    *,
+    dtype: Any,
+    rngs: nnx.Rngs,
+  ):
+    self.conv1 = ConvBN(
+      in_features, out_features, 3, stride, dtype=dtype, rngs=rngs
+    )
     self.conv2 = ConvBN(out_features, out_features, 3, dtype=dtype, rngs=rngs)
-    self.proj = (ConvBN(in_features, out_features, 1, stride, dtype=dtype,
-                        rngs=rngs)
-                 if stride != 1 or in_features != out_features else None)
+    self.proj = (
+      ConvBN(in_features, out_features, 1, stride, dtype=dtype, rngs=rngs)
+      if stride != 1 or in_features != out_features
+      else None
+    )
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     y = self.conv2(nnx.relu(self.conv1(x, train=train)), train=train)
-    return nnx.relu(y + (x if self.proj is None else self.proj(x,
-                                                                train=train)))
+    return nnx.relu(y + (x if self.proj is None else self.proj(x, train=train)))
 
 
 class ResNet(nnx.Module):
@@ -64,27 +93,35 @@ class ResNet(nnx.Module):
     (2, 10)
   """
 
-  def __init__(self, *, num_classes: int = 10, in_channels: int = 3,
-               width_multiplier: float = 1.0, dtype: Any = jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    width_multiplier: float = 1.0,
+    dtype: Any = jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if num_classes < 1:
       raise ValueError(f"num_classes must be >= 1, got {num_classes=}")
     if in_channels not in (1, 3):
       raise ValueError(f"in_channels must be 1 or 3, got {in_channels=}")
     if not width_multiplier > 0:
       raise ValueError(
-          f"width_multiplier must be positive, got {width_multiplier=}")
+        f"width_multiplier must be positive, got {width_multiplier=}"
+      )
     self.dtype = dtype
     widths = [max(1, round(w * width_multiplier)) for w in STAGE_WIDTHS]
     self.stem = ConvBN(in_channels, widths[0], 3, dtype=dtype, rngs=rngs)
     blocks, features = [], widths[0]
-    for width, stride in zip(widths, STAGE_STRIDES):
+    for width, stride in zip(widths, STAGE_STRIDES, strict=True):
       for s in (stride, 1):
         blocks.append(BasicBlock(features, width, s, dtype=dtype, rngs=rngs))
         features = width
     self.blocks = nnx.List(blocks)
-    self.head = nnx.Linear(features, num_classes, dtype=dtype,
-                           param_dtype=jnp.float32, rngs=rngs)
+    self.head = nnx.Linear(
+      features, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs
+    )
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x = nnx.relu(self.stem(x.astype(self.dtype), train=train))
