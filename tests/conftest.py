@@ -13,7 +13,9 @@ import pytest
 
 _BENCHMARK_TESTS = {
   "test_baselines.py",
+  "test_certificates_benchmark.py",
   "test_cli.py",
+  "test_cnn_recipe.py",
   "test_curvature_benchmark.py",
   "test_input_pipeline.py",
   "test_logreg.py",
@@ -33,6 +35,8 @@ _NEEDS = {
     "tqdm",
     "orbax.checkpoint",
     "mlxtend",
+    "PEPit",
+    "cvxpy",
   ),
   "notebooks": ("flax", "matplotlib", "mlxtend", "nbclient", "jupytext"),
 }
