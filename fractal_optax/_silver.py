@@ -182,10 +182,10 @@ def silver_num_doublings(
     >>> [fractal_optax.silver_num_doublings(1.0, k) for k in (3, 10, 100)]
     [0, 1, 3]
   """
-  _checks.check_curvatures(min_curvature, max_curvature)
-  if _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature):
+  low, high = _checks.check_curvatures(min_curvature, max_curvature)
+  if low is None or high is None:  # Traced.
     return _traced_num_doublings(min_curvature, max_curvature)
-  kappa = float(max_curvature) / float(min_curvature)
+  kappa = high / low
   if kappa <= 3.0:
     return 0
   k = math.floor(math.log(kappa / 3.0) / math.log(SILVER_RATIO))
@@ -428,7 +428,9 @@ def _check_scaled(table: np.ndarray, scale: Any, names: str) -> None:
     )
 
 
-def _apply_scale(value: jax.Array, scale: Any, count: Any) -> jax.Array:
+def _apply_scale(
+  value: jax.Array, scale: optax.ScalarOrSchedule, count: Any
+) -> jax.Array:
   if callable(scale):
     return value * scale(_scale_count(count))
   return value * scale
