@@ -4,9 +4,9 @@
 #      vs constant rate (images/s, ratio, fraction of the measured bf16 matmul
 #      rate), full width;
 #   2. the full Fashion-MNIST experiment (constant-rate sweep for the edge of
-#      stability, then best constant rate vs repeated T = 8 fractal cycle at
-#      batch 8192), its step counts sized from the measured step time so that
-#      everything ends inside the budget.
+#      stability, then best constant rate vs repeated T = 8 fractal cycle vs
+#      adaptive_fractal_sgd at batch 8192, one seed), its step counts sized
+#      from the measured step time so that everything ends inside the budget.
 #
 # The device machine has no network and no Debian package cache: carry the
 # .deb fetched here with
@@ -60,7 +60,7 @@ if [[ "$TINY" == 1 ]]; then
   TP=(--preset throughput --set batch_size=64 throughput_repeats=2
       throughput_steps=2 matmul_size=256)
   EX=(--preset quick --set num_train=1024 num_test=256 batch_size=128
-      eval_batch_size=128 sweep_learning_rates=0.5,2 log_every=2
+      eval_batch_size=128 sweep_learning_rates=0.5,2 seeds=0 log_every=2
       checkpoint_every=4)
   MIN_STEPS=4 MAX_STEPS=6 SWEEP_STEPS=2
 else
@@ -85,9 +85,12 @@ step_s = s["fractal"]["step_time_s_median"] * 4 / 3 + 0.005
 compile_s = s["fractal"]["compile_s"] + s["fractal"]["lower_s"]
 num_rates = 7  # configs.DEFAULT.sweep_learning_rates
 left = float(budget) - (time.time() - float(start))
-# Fixed costs: train and eval compiles, per-run init/eval/checkpoints, margin.
-left -= 2.0 * compile_s + 9 * 4.0 + 40.0
-steps = int((left / step_s - num_rates * int(sweep_steps)) / 2)
+# Fixed costs: train and eval compiles (the adaptive step, with its
+# Hessian-vector products, compiles about three times longer), per-run
+# init/eval/checkpoints, margin.
+left -= 5.0 * compile_s + 10 * 4.0 + 40.0
+# Constant and fractal runs cost a step each; the adaptive run about 1.3.
+steps = int((left / step_s - num_rates * int(sweep_steps)) / 3.3)
 steps = max(int(lo), min(int(hi), steps))
 print(f"num_steps={steps} sweep_steps={sweep_steps} "
       f"checkpoint_every={max(1, steps // 2)}")
@@ -101,10 +104,11 @@ log "experiment: ${EX[*]} $sizing"
 cp "$WORK/experiment/summary.json" "$OUT_DIR/experiment.json"
 cp "$WORK/experiment/results.md" "$OUT_DIR/results.md"
 cp "$WORK/experiment/figure.png" "$OUT_DIR/figure.png"
-cp "$WORK/experiment/constant/metrics.jsonl" "$OUT_DIR/constant_metrics.jsonl"
-cp "$WORK/experiment/fractal/metrics.jsonl" "$OUT_DIR/fractal_metrics.jsonl"
+for run in constant fractal adaptive; do
+  cp "$WORK/experiment/$run/seed_0/metrics.jsonl" "$OUT_DIR/${run}_metrics.jsonl"
+done
 log "done"
 for f in gpu.log throughput.json experiment.json results.md figure.png \
-    constant_metrics.jsonl fractal_metrics.jsonl; do
+    constant_metrics.jsonl fractal_metrics.jsonl adaptive_metrics.jsonl; do
   cp "$OUT_DIR/$f" "$RESULTS/$f"
 done
