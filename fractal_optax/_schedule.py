@@ -196,6 +196,45 @@ def _scale_count(count: Any) -> jax.Array:
   return jnp.asarray(np.maximum(array, 0))
 
 
+def _check_scale_and_cycle(scale: Any, cycle: Any) -> Any:
+  """Checks a schedule's ``scale`` and ``cycle``; returns ``scale`` (a Python
+  int as a float: one beyond int64 would not trace)."""
+  if not isinstance(cycle, (bool, np.bool_)):
+    raise TypeError(f"cycle must be a bool, got {cycle=!r}.")
+  if callable(scale):
+    return scale
+  try:
+    _checks.check_positive_scalar(scale, "scale")
+  except TypeError as e:
+    raise TypeError(
+      "scale must be a positive number or an optax schedule (a callable),"
+      f" got {scale=!r}."
+    ) from e
+  if isinstance(scale, numbers.Integral) and not isinstance(scale, np.generic):
+    scale = float(scale)
+  return scale
+
+
+def _check_scaled(table: np.ndarray, scale: Any, names: str) -> None:
+  """A concrete numeric ``scale`` times the table must fit the dtype the
+  product is computed in."""
+  if not callable(scale) and not _checks.is_traced(scale):
+    _checks.check_representable(
+      table.astype(np.float64) * float(scale),
+      jnp.result_type(table.dtype, scale),
+      f"{scale=!r}, " + names,
+    )
+
+
+def _apply_scale(
+  value: jax.Array, scale: optax.ScalarOrSchedule, count: Any
+) -> jax.Array:
+  """``value`` times ``scale`` (a constant, or a schedule of ``count``)."""
+  if callable(scale):
+    return value * scale(_scale_count(count))
+  return value * scale
+
+
 def fractal_chebyshev_schedule(
   num_steps: int,
   min_curvature: jax.typing.ArrayLike,
@@ -274,20 +313,7 @@ def fractal_chebyshev_schedule(
   """
   num_steps = _checks.check_num_steps(num_steps)
   _checks.check_curvatures(min_curvature, max_curvature)
-  if not isinstance(cycle, (bool, np.bool_)):
-    raise TypeError(f"cycle must be a bool, got {cycle=!r}.")
-  if not callable(scale):
-    try:
-      _checks.check_positive_scalar(scale, "scale")
-    except TypeError as e:
-      raise TypeError(
-        "scale must be a positive number or an optax schedule (a callable),"
-        f" got {scale=!r}."
-      ) from e
-    if isinstance(scale, numbers.Integral) and not isinstance(
-      scale, np.generic
-    ):
-      scale = float(scale)  # A Python int beyond int64 would not trace.
+  scale = _check_scale_and_cycle(scale, cycle)
 
   traced = _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature)
   dtype = _checks.float_dtype(min_curvature, max_curvature)
@@ -296,13 +322,7 @@ def fractal_chebyshev_schedule(
   else:
     # A numpy constant: no jnp array is created here (optax issue #503).
     table = _host_table(num_steps, min_curvature, max_curvature, dtype)
-    if not callable(scale) and not _checks.is_traced(scale):
-      # The scaled values must fit the dtype the product is computed in.
-      _checks.check_representable(
-        table.astype(np.float64) * float(scale),
-        jnp.result_type(table.dtype, scale),
-        f"{scale=!r}, " + curvature_names(min_curvature, max_curvature),
-      )
+    _check_scaled(table, scale, curvature_names(min_curvature, max_curvature))
 
   def schedule(count: jax.typing.ArrayLike) -> jax.Array:
     steps = (
@@ -311,11 +331,6 @@ def fractal_chebyshev_schedule(
       else jnp.asarray(table)
     )
     index = _step_index(count, num_steps, cycle)
-    value = steps[index]
-    if callable(scale):
-      value = value * scale(_scale_count(count))
-    else:
-      value = value * scale
-    return value
+    return _apply_scale(steps[index], scale, count)
 
   return schedule

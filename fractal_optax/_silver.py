@@ -8,7 +8,6 @@ whole function class, where the fractal Chebyshev steps' is over quadratics.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import jax
@@ -18,7 +17,9 @@ import optax
 
 from fractal_optax import _checks
 from fractal_optax._chebyshev import curvature_names
-from fractal_optax._schedule import _scale_count
+from fractal_optax._schedule import _apply_scale
+from fractal_optax._schedule import _check_scale_and_cycle
+from fractal_optax._schedule import _check_scaled
 from fractal_optax._schedule import _step_index
 
 # The silver ratio ρ = 1 + √2.
@@ -400,42 +401,6 @@ def _convex_host_table(num_steps: int, max_curvature, dtype) -> np.ndarray:
   )
 
 
-def _check_schedule_args(scale: Any, cycle: Any) -> Any:
-  """Checks ``scale`` and ``cycle`` as :func:`fractal_chebyshev_schedule`."""
-  if not isinstance(cycle, (bool, np.bool_)):
-    raise TypeError(f"cycle must be a bool, got {cycle=!r}.")
-  if callable(scale):
-    return scale
-  try:
-    _checks.check_positive_scalar(scale, "scale")
-  except TypeError as e:
-    raise TypeError(
-      "scale must be a positive number or an optax schedule (a callable),"
-      f" got {scale=!r}."
-    ) from e
-  if isinstance(scale, numbers.Integral) and not isinstance(scale, np.generic):
-    scale = float(scale)  # A Python int beyond int64 would not trace.
-  return scale
-
-
-def _check_scaled(table: np.ndarray, scale: Any, names: str) -> None:
-  """A concrete numeric ``scale`` times the table must fit the dtype."""
-  if not callable(scale) and not _checks.is_traced(scale):
-    _checks.check_representable(
-      table.astype(np.float64) * float(scale),
-      jnp.result_type(table.dtype, scale),
-      f"{scale=!r}, " + names,
-    )
-
-
-def _apply_scale(
-  value: jax.Array, scale: optax.ScalarOrSchedule, count: Any
-) -> jax.Array:
-  if callable(scale):
-    return value * scale(_scale_count(count))
-  return value * scale
-
-
 def _horizon_index(count: Any, period: jax.Array, cycle: bool) -> jax.Array:
   """The index of ``count`` in a traced power-of-two ``period <= 2**24``.
 
@@ -521,7 +486,7 @@ def silver_schedule(
   if num_steps is not None:
     num_steps = _checks.check_num_steps(num_steps)
   _checks.check_curvatures(min_curvature, max_curvature)
-  scale = _check_schedule_args(scale, cycle)
+  scale = _check_scale_and_cycle(scale, cycle)
   traced = _checks.is_traced(min_curvature) or _checks.is_traced(max_curvature)
   dtype = _checks.float_dtype(min_curvature, max_curvature)
   if traced:
@@ -611,7 +576,7 @@ def silver_convex_schedule(
   """
   num_steps = _checks.check_num_steps(num_steps)
   _checks.check_positive_scalar(max_curvature, "max_curvature")
-  scale = _check_schedule_args(scale, cycle)
+  scale = _check_scale_and_cycle(scale, cycle)
   dtype = _checks.float_dtype(max_curvature)
   traced = _checks.is_traced(max_curvature)
   if traced:
