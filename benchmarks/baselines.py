@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +113,23 @@ BASELINES: dict[
   "nesterov": nesterov,
   "silver": silver,
 }
+
+
+def adaptive_evaluations(state: Any) -> jax.Array:
+  """Gradient-equivalent evaluations an ``adaptive_fractal_sgd`` state has
+  spent: ``count + num_value_evals + 2·num_hvps`` (an HVP costs about two
+  gradients; the Lanczos steps at the first update included)."""
+  return state.count + state.num_value_evals + 2 * state.num_hvps
+
+
+def adaptive_last_rate(state: Any, num_steps: int) -> jax.Array:
+  """The step of the update that left ``state``: the fractal step at
+  ``position - 1`` on ``[m_eff, M]`` (after a rejection, the first step of
+  the repaired cycle), in float32."""
+  steps = fractal_optax.fractal_chebyshev_step_sizes(
+    num_steps, state.min_curvature, state.max_curvature
+  )
+  return steps[(state.position - 1) % num_steps].astype(jnp.float32)
 
 
 def filtered_power_of_two_order(num_steps: int) -> np.ndarray:

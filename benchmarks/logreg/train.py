@@ -324,19 +324,13 @@ def adaptive_method(config: Config, l2: float) -> Method:
     .default
   )
 
-  def rate(state, _):
-    steps = fractal_optax.fractal_chebyshev_step_sizes(
-      cycle, state.min_curvature, state.max_curvature
-    )
-    return steps[(state.position - 1) % cycle].astype(jnp.float32)
-
   return Method(
     "adaptive",
     f"adaptive fractal T={cycle}",
     tx,
-    rate,
+    lambda s, _: baselines.adaptive_last_rate(s, cycle),
     {"cycle_length": cycle, "l2_regularization": l2},
-    lambda s, _: s.count + s.num_value_evals + 2 * s.num_hvps,
+    lambda s, _: baselines.adaptive_evaluations(s),
     lambda s: {
       "rejections": s.num_rejected,
       "max_curvature": s.max_curvature,

@@ -64,7 +64,7 @@ def _adaptive_record(state: Any) -> dict[str, jax.Array]:
   cost so far in gradient evaluations, ``count + num_value_evals +
   2·num_hvps`` (one HVP costs about two gradients)."""
   out = {k: getattr(state, k) for k in COUNTERS}
-  out["evaluations"] = state.count + state.num_value_evals + 2 * state.num_hvps
+  out["evaluations"] = baselines.adaptive_evaluations(state)
   out["max_curvature"] = state.max_curvature
   out["min_curvature"] = state.min_curvature
   return out

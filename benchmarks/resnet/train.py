@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import baselines
 from benchmarks import files
 from benchmarks import input_pipeline
 from benchmarks import metrics as metrics_lib
@@ -242,16 +243,13 @@ def _adaptive_metrics(state: Any, num_steps: int) -> dict[str, jax.Array]:
   on ``[m_eff, M]``; after a rejection the repaired cycle's first), its M,
   whether it exceeds ``2/M``, and the cost so far in gradient evaluations
   (an HVP counts 2)."""
-  steps = fractal_optax.fractal_chebyshev_step_sizes(
-    num_steps, state.min_curvature, state.max_curvature
-  )
-  rate = steps[(state.position - 1) % num_steps].astype(jnp.float32)
+  rate = baselines.adaptive_last_rate(state, num_steps)
   return {
     "learning_rate": rate,
     "max_curvature": state.max_curvature,
     "above_2_over_M": rate * state.max_curvature > 2 * (1 + 1e-6),
     "rejections": state.num_rejected,
-    "evaluations": state.count + state.num_value_evals + 2 * state.num_hvps,
+    "evaluations": baselines.adaptive_evaluations(state),
   }
 
 
