@@ -205,11 +205,12 @@ def case(
       ),
     }
     row["lipschitz_bound"] = lipschitz_bound(steps, mu, big_l)
-    row["quadratic"] = quadratic.get(
-      method, quadratic_value(steps, mu, big_l, config.grid)
+    closed_form = "fractal" if method == "fractal_accepted" else method
+    row["quadratic"] = (
+      quadratic[closed_form]
+      if closed_form in quadratic
+      else quadratic_value(steps, mu, big_l, config.grid)
     )
-    if method == "fractal_accepted":
-      row["quadratic"] = quadratic["fractal"]
     if method == "silver":
       row["proven_bound"] = (
         fractal_optax.silver_error_bound(num_steps, mu, big_l) ** 2
