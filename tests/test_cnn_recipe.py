@@ -8,10 +8,9 @@ the optimiser line changes, as the README says:
 - the best constant rate of a short sweep (the reference);
 - the recipe: plain SGD on ``fractal_chebyshev_schedule(8, 1/κ, 1.0,
   scale=base_lr)`` with ``base_lr`` the best constant rate over the mean
-  multiplier (about √κ), so that the mean step is the best constant rate.
-  (With the best constant rate itself as base, the smallest multiplier, the
-  largest steps are κ times the best rate, and this loop ends with about
-  seven times the constant rate's loss.)
+  multiplier (about √κ), so that the mean step is the best constant rate
+  (with the best constant rate itself as base, the smallest multiplier, the
+  largest steps are κ times the best rate, and it trains worse);
 - ``adaptive_fractal_sgd`` (no rate), through ``nnx.Optimizer(...,
   wrt=nnx.Param)`` with ``value_fn`` the loss on the current batch.
 """
@@ -128,8 +127,14 @@ class CnnRecipeTest(absltest.TestCase):
     losses = train(optax.sgd(schedule))[0]
     self.assertTrue(np.isfinite(losses).all())
     self.assertLess(tail(losses), 0.5 * losses[0])
-    # It trains, near but not below the best constant rate (docs/choosing).
+    # It trains, near the best constant rate (docs/choosing).
     self.assertLess(tail(losses), 2.0 * tail(self.sweep[self.best_lr]))
+    # The best rate itself as base (the smallest multiplier) puts the largest
+    # steps at κ times it: worse.
+    too_large = fractal_optax.fractal_chebyshev_schedule(
+      CYCLE, 1 / KAPPA, 1.0, scale=self.best_lr
+    )
+    self.assertGreater(tail(train(optax.sgd(too_large))[0]), tail(losses))
 
   def test_adaptive_through_nnx_optimizer(self):
     tx = fractal_optax.adaptive_fractal_sgd(
