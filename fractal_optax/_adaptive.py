@@ -184,12 +184,20 @@ def scale_by_adaptive_fractal(
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
     gradient there and the HVP along the failed displacement :math:`d = x_T -
     a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
-    quotient :math:`\theta = d^\top H d / d^\top d` exceeds ``M``, M was too
-    low and is raised above θ; otherwise the quadratic model failed (the
-    largest steps, about ``1/m_eff``, carried the iterate where the curvature
-    differs) and ``m_eff`` is multiplied by 4. The update then returns the
-    first step of the repaired cycle from the anchor (``updates = a − η₀ ∇f(a)
-    − x``), so a rejection wastes one gradient (the caller's at ``x_T``).
+    quotient :math:`\theta = d^\top H d / d^\top d` at ``a``, or the secant
+    curvature along the segment, :math:`h = 2\,(f(x_T) - f(a) - \nabla
+    f(a)^\top d) / \|d\|^2` (a weighted mean of the curvature along ``d``
+    between ``a`` and ``x_T``, from the same pass and batch), exceeds ``M``,
+    M was too low and is raised above both; otherwise the quadratic model
+    failed (the largest steps, about ``1/m_eff``, carried the iterate where
+    the curvature differs) and ``m_eff`` is multiplied by 4, up to its cap
+    ``M/2``. A cycle that fails with ``m_eff`` already at the cap had every
+    step below ``2/M``, which lowers the loss of any function whose curvature
+    stays below ``M`` (the descent lemma): M is too low somewhere on the path
+    (a sharper region that the steps jumped over) and is doubled. The update
+    then returns the first step of the repaired cycle from the anchor
+    (``updates = a − η₀ ∇f(a) − x``), so a rejection wastes one gradient (the
+    caller's at ``x_T``).
     A proposed step that is not finite (at any step of a cycle, or a
     non-finite ``value`` or gradient) rejects the cycle at once in the same
     way, and if the step from the anchor is not finite either the update
@@ -212,9 +220,12 @@ def scale_by_adaptive_fractal(
   cycle end above that is discarded at the next update. (3) On a convex
   quadratic whose Hessian lies in ``[m, M]``, a cycle built for
   ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
-  always accepted. Nothing is promised about the loss *inside* a cycle, nor
-  at a proposed cycle end before its test: the fractal schedule's large steps
-  raise it there by design.
+  always accepted. (4) It cannot stall at an anchor: on a loss with an
+  ``L``-Lipschitz gradient (convex or not, full batch), consecutive rejections
+  raise ``m_eff`` to ``M/2`` and then double ``M`` until ``M ≥ L``, when every
+  step of the cycle is below ``2/L`` and its end is accepted. Nothing is
+  promised about the loss *inside* a cycle, nor at a proposed cycle end before
+  its test: the fractal schedule's large steps raise it there by design.
 
   **Mini-batches.** ``value_fn`` is called on the caller's current batch
   (pass it through ``extra_args``). The test compares the caller's ``value``
@@ -563,14 +574,37 @@ def scale_by_adaptive_fractal(
       big_m, m_eff, _ = args
       f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
       theta, residual, _, v_next = power_stats(probe, hv)
-      too_low = theta * (1 + _MARGIN) > big_m
+      # The secant curvature along the failed segment, from the same pass and
+      # the same batch: f(x_T) = f(a) + g(a)·d + ½ h ‖d‖², h a weighted mean
+      # of the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so
+      # h > M proves M too low somewhere on the path (θ sees only a).
+      secant = (
+        2.0 * (value - f_a - _tree_vdot(g_a, displacement, dtype)) / d_norm**2
+      )
+      secant = jnp.where(
+        reject_end & use_d & jnp.isfinite(secant), secant, -jnp.inf
+      )
+      seen = jnp.maximum(theta, secant)
+      too_low = seen * (1 + _MARGIN) > big_m
       new_big_m = jnp.where(
         too_low,
-        jnp.maximum(theta * (1 + 2 * _MARGIN) + residual, 1.25 * big_m),
+        jnp.maximum(
+          jnp.maximum(
+            theta * (1 + 2 * _MARGIN) + residual, secant * (1 + 2 * _MARGIN)
+          ),
+          1.25 * big_m,
+        ),
         big_m,
       )
+      # m_eff already at its cap M/2: every step was below 2/M, so on a
+      # function whose curvature stays below M each step lowers the loss
+      # (the descent lemma) and the cycle cannot fail. It did: M is too low
+      # on the path (which may have jumped over a sharper region than
+      # either end shows). Without this the same cycle would repeat forever.
+      at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
+      new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
       new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
-      new_m_eff = jnp.where(too_low, m_eff, m_eff * _RAISE)
+      new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
       new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
       eta0 = fractal_chebyshev_step_sizes(num_steps, new_m_eff, new_big_m)[0]
       restep = jax.tree_util.tree_map(

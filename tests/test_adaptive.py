@@ -256,6 +256,50 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertGreater(float(state.max_curvature), 1e-3)
     self.assertLess(float(loss(x)), float(loss(x0)))
 
+  def test_a_sharp_region_between_anchor_and_end_raises_m(self):
+    # Convex: ½ λ‖x‖² + w Σ log cosh(x_i − s). Its curvature λ + w sech²(x − s)
+    # peaks at x = s, far from the start 0, where Lanczos measures M ≈ 0.13 <
+    # 2.1 = the true top. The big steps jump over the peak, so neither the
+    # anchor's HVP nor the secant over the whole segment exceeds M, and
+    # raising m_eff alone soon reaches its cap M/2 and then repeats the same
+    # failed cycle forever. A failed cycle at the cap raises M instead.
+    lam, w, s = 0.1, 2.0, 3.0
+
+    def loss(x):
+      return 0.5 * lam * jnp.sum(x * x) + w * jnp.sum(
+        jnp.logaddexp(x - s, s - x) - jnp.log(2.0)
+      )
+
+    def loss64(x):
+      return 0.5 * lam * np.sum(x * x) + w * np.sum(
+        np.logaddexp(x - s, s - x) - np.log(2.0)
+      )
+
+    x0 = jnp.zeros(4, jnp.float32)
+    opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=lam)
+    update = jax.jit(_bind(opt, loss))
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    state, x, anchors = opt.init(x0), x0, []
+    for _ in range(25 * 8):
+      value, grad = value_and_grad(x)
+      anchor, was_pending = state.anchor, bool(state.pending)
+      updates, state = update(grad, state, x, value)
+      if was_pending and bool(state.restarting):
+        # M now covers the secant curvature of the failed segment (float64).
+        a, end = np.asarray(anchor, np.float64), np.asarray(x, np.float64)
+        d = end - a
+        g_a = lam * a + w * np.tanh(a - s)
+        secant = 2 * (loss64(end) - loss64(a) - g_a @ d) / (d @ d)
+        self.assertGreaterEqual(float(state.max_curvature), secant)
+      x = optax.apply_updates(x, updates)
+      anchors.append(float(state.anchor_value))
+    anchors = np.asarray(anchors)
+    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])))
+    self.assertGreater(int(state.num_rejected), 0)
+    self.assertGreater(int(state.num_accepted), int(state.num_rejected))
+    self.assertGreater(float(state.max_curvature), lam + 0.5 * w)
+    self.assertLess(float(jnp.linalg.norm(jax.grad(loss)(x))), 1e-4)
+
   def test_nan_loss_keeps_parameters_finite(self):
     def loss(x):
       q = 0.5 * jnp.sum(x * x)
