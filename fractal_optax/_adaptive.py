@@ -36,6 +36,9 @@ _POWER_EVERY = 8
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
+# A rejected cycle is retried at half its length, down to this many halvings
+# of ``num_steps``; an accepted one doubles it back.
+_MAX_HALVINGS = 1
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -68,6 +71,8 @@ class ScaleByAdaptiveFractalState(NamedTuple):
     num_rejected: rejected cycles (the parameters went back to ``anchor``).
     num_hvps: Hessian-vector products spent (one costs about two gradients).
     num_value_evals: extra ``value_fn`` evaluations spent.
+    level: the current cycle's length is ``num_steps / 2**level`` (1 after a
+      rejection, 0 again after an accepted cycle).
   """
 
   count: jax.Array
@@ -84,6 +89,7 @@ class ScaleByAdaptiveFractalState(NamedTuple):
   num_rejected: jax.Array
   num_hvps: jax.Array
   num_value_evals: jax.Array
+  level: jax.Array
 
 
 def _check_optional_positive(value: Any, name: str) -> float | None:
@@ -194,7 +200,10 @@ def scale_by_adaptive_fractal(
     ``M/2``. A cycle that fails with ``m_eff`` already at the cap had every
     step below ``2/M``, which lowers the loss of any function whose curvature
     stays below ``M`` (the descent lemma): M is too low somewhere on the path
-    (a sharper region that the steps jumped over) and is doubled. The update
+    (a sharper region that the steps jumped over) and is doubled. The
+    repaired cycle is half as long (``T/2``, when ``T`` is even and at least
+    4; the next accepted cycle restores ``T``): its largest step is shorter
+    and another failure costs half as much. The update
     then returns the first step of the repaired cycle from the anchor
     (``updates = a − η₀ ∇f(a) − x``), so a rejection wastes one gradient (the
     caller's at ``x_T``).
@@ -247,7 +256,8 @@ def scale_by_adaptive_fractal(
 
   Args:
     num_steps: ``T``, the cycle length, a static positive int (a power of two
-      keeps the fractal order's stability guarantee).
+      keeps the fractal order's stability guarantee); a cycle after a
+      rejection has length ``T/2``.
     min_curvature: ``m > 0``, a lower bound on the curvature of ``value_fn``.
     l2_regularization: ``λ > 0`` when ``value_fn`` already includes
       ``½ λ ‖x‖²`` on a convex loss: ``m = λ``.
@@ -303,6 +313,25 @@ def scale_by_adaptive_fractal(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
+  lengths = [num_steps]
+  while (
+    len(lengths) <= _MAX_HALVINGS and lengths[-1] % 2 == 0 and lengths[-1] >= 4
+  ):
+    lengths.append(lengths[-1] // 2)
+  max_level = len(lengths) - 1
+
+  def step_size(level, position, m_eff, big_m):
+    """Step ``position`` of the cycle of length ``lengths[level]``."""
+
+    def branch(t):
+      return lambda lo, hi: fractal_chebyshev_step_sizes(t, lo, hi)[
+        jnp.minimum(position, t - 1)
+      ]
+
+    if max_level == 0:
+      return branch(num_steps)(m_eff, big_m)
+    return jax.lax.switch(level, [branch(t) for t in lengths], m_eff, big_m)
+
   if isinstance(num_init_hvps, (bool, np.bool_)) or not isinstance(
     num_init_hvps, numbers.Integral
   ):
@@ -385,6 +414,7 @@ def scale_by_adaptive_fractal(
       num_rejected=zero_i,
       num_hvps=zero_i,
       num_value_evals=zero_i,
+      level=zero_i,
     )
 
   def update_fn(
@@ -532,7 +562,8 @@ def scale_by_adaptive_fractal(
     m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
 
     # The fractal step from ``params``; its result must be finite.
-    eta = fractal_chebyshev_step_sizes(num_steps, m_eff, big_m)[position]
+    level = jnp.where(accept, jnp.maximum(state.level - 1, 0), state.level)
+    eta = step_size(level, position, m_eff, big_m)
     proposal = jax.tree_util.tree_map(
       lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
       params,
@@ -606,7 +637,8 @@ def scale_by_adaptive_fractal(
       new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
       new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
       new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
-      eta0 = fractal_chebyshev_step_sizes(num_steps, new_m_eff, new_big_m)[0]
+      new_level = jnp.minimum(level + 1, max_level)
+      eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
       restep = jax.tree_util.tree_map(
         lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
         anchor,
@@ -616,13 +648,13 @@ def scale_by_adaptive_fractal(
       restep = jax.tree_util.tree_map(
         lambda r, a: jnp.where(ok, r, a), restep, anchor
       )
-      return new_big_m, new_m_eff, v_next, restep, ok
+      return new_big_m, new_m_eff, v_next, restep, ok, new_level
 
     def no_diagnose(args):
       big_m, m_eff, direction = args
-      return big_m, m_eff, direction, anchor, jnp.asarray(False)
+      return big_m, m_eff, direction, anchor, jnp.asarray(False), level
 
-    big_m, m_eff, direction, restep, restepped = jax.lax.cond(
+    big_m, m_eff, direction, restep, restepped, level = jax.lax.cond(
       reject, diagnose, no_diagnose, (big_m, m_eff, direction)
     )
     num_hvps = num_hvps + reject.astype(jnp.int32)
@@ -641,7 +673,7 @@ def scale_by_adaptive_fractal(
       updates,
     )
     steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
-    next_pending = steps_done == num_steps
+    next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[level]
     next_position = jnp.where(next_pending, 0, steps_done)
 
     new_state = ScaleByAdaptiveFractalState(
@@ -659,6 +691,7 @@ def scale_by_adaptive_fractal(
       num_rejected=state.num_rejected + reject.astype(jnp.int32),
       num_hvps=num_hvps,
       num_value_evals=num_value_evals,
+      level=level.astype(jnp.int32),
     )
     return new_updates, new_state
 
