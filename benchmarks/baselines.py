@@ -122,16 +122,6 @@ def adaptive_evaluations(state: Any) -> jax.Array:
   return state.count + state.num_value_evals + 2 * state.num_hvps
 
 
-def adaptive_last_rate(state: Any, num_steps: int) -> jax.Array:
-  """The step of the update that left ``state``: the fractal step at
-  ``position - 1`` on ``[m_eff, M]`` (after a rejection, the first step of
-  the repaired cycle), in float32."""
-  steps = fractal_optax.fractal_chebyshev_step_sizes(
-    num_steps, state.min_curvature, state.max_curvature
-  )
-  return steps[(state.position - 1) % num_steps].astype(jnp.float32)
-
-
 def filtered_power_of_two_order(num_steps: int) -> np.ndarray:
   """The PyTorch implementation's order: the next power of two's, ≥ T dropped.
 

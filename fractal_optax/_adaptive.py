@@ -73,6 +73,9 @@ class ScaleByAdaptiveFractalState(NamedTuple):
     num_value_evals: extra ``value_fn`` evaluations spent.
     level: the current cycle's length is ``num_steps / 2**level`` (1 after a
       rejection, 0 again after an accepted cycle).
+    step_size: the step size η of the update that left this state (after a
+      rejection, the first step of the repaired cycle from the anchor; 0 if
+      that update returned the anchor itself), for logging.
   """
 
   count: jax.Array
@@ -90,6 +93,7 @@ class ScaleByAdaptiveFractalState(NamedTuple):
   num_hvps: jax.Array
   num_value_evals: jax.Array
   level: jax.Array
+  step_size: jax.Array
 
 
 def _check_optional_positive(value: Any, name: str) -> float | None:
@@ -415,6 +419,7 @@ def scale_by_adaptive_fractal(
       num_hvps=zero_i,
       num_value_evals=zero_i,
       level=zero_i,
+      step_size=jnp.zeros((), dtype),
     )
 
   def update_fn(
@@ -648,13 +653,13 @@ def scale_by_adaptive_fractal(
       restep = jax.tree_util.tree_map(
         lambda r, a: jnp.where(ok, r, a), restep, anchor
       )
-      return new_big_m, new_m_eff, v_next, restep, ok, new_level
+      return new_big_m, new_m_eff, v_next, restep, ok, new_level, eta0
 
     def no_diagnose(args):
       big_m, m_eff, direction = args
-      return big_m, m_eff, direction, anchor, jnp.asarray(False), level
+      return big_m, m_eff, direction, anchor, jnp.asarray(False), level, eta
 
-    big_m, m_eff, direction, restep, restepped, level = jax.lax.cond(
+    big_m, m_eff, direction, restep, restepped, level, eta_taken = jax.lax.cond(
       reject, diagnose, no_diagnose, (big_m, m_eff, direction)
     )
     num_hvps = num_hvps + reject.astype(jnp.int32)
@@ -692,6 +697,9 @@ def scale_by_adaptive_fractal(
       num_hvps=num_hvps,
       num_value_evals=num_value_evals,
       level=level.astype(jnp.int32),
+      step_size=jnp.where(
+        reject & ~restepped, 0.0, eta_taken.astype(dtype)
+      ).astype(dtype),
     )
     return new_updates, new_state
 

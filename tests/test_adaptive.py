@@ -144,6 +144,27 @@ class AdaptiveFractalTest(chex.TestCase):
     _, _, x_ref = _run(ref, loss, x0, t, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-4, atol=1e-6)
 
+  def test_step_size_is_the_step_taken(self):
+    # No rejection on this quadratic: update i steps by the fractal step i mod
+    # T on [m, M], and ``state.step_size`` reports exactly that η.
+    kappa, t = 1e2, 8
+    loss, x0 = _quadratic(kappa)
+    opt = fractal_optax.adaptive_fractal_sgd(
+      t, min_curvature=1 / kappa, max_curvature=1.0, num_init_hvps=0
+    )
+    update = jax.jit(_bind(opt, loss))
+    steps = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(t, 0.01, 1.0))
+    state, x = opt.init(x0), x0
+    for i in range(2 * t):
+      value, grad = jax.value_and_grad(loss)(x)
+      updates, state = update(grad, state, x, value)
+      np.testing.assert_allclose(float(state.step_size), steps[i % t], 1e-6)
+      chex.assert_trees_all_close(
+        updates, -state.step_size * grad, rtol=1e-6, atol=1e-7
+      )
+      x = optax.apply_updates(x, updates)
+    self.assertEqual(int(state.num_rejected), 0)
+
   @parameterized.named_parameters(
     ("k1e3_low", 1e3, 0.01), ("k1e3_high", 1e3, 100.0), ("k1e4_low", 1e4, 0.01)
   )

@@ -328,7 +328,7 @@ def adaptive_method(config: Config, l2: float) -> Method:
     "adaptive",
     f"adaptive fractal T={cycle}",
     tx,
-    lambda s, _: baselines.adaptive_last_rate(s, cycle),
+    lambda s, _: s.step_size.astype(jnp.float32),
     {"cycle_length": cycle, "l2_regularization": l2},
     lambda s, _: baselines.adaptive_evaluations(s),
     lambda s: {

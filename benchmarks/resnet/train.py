@@ -199,7 +199,7 @@ def jit_steps(
       "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
     }
     if adaptive:
-      metrics.update(_adaptive_metrics(opt_state, config.fractal_num_steps))
+      metrics.update(_adaptive_metrics(opt_state))
     if config.measure_loss_increase:
       metrics["loss_after"] = loss_fn(params, state["batch_stats"], x, labels)[
         0
@@ -238,12 +238,11 @@ def jit_steps(
   )
 
 
-def _adaptive_metrics(state: Any, num_steps: int) -> dict[str, jax.Array]:
-  """The rate of the update just made (the fractal step at ``position - 1``
-  on ``[m_eff, M]``; after a rejection the repaired cycle's first), its M,
-  whether it exceeds ``2/M``, and the cost so far in gradient evaluations
-  (an HVP counts 2)."""
-  rate = baselines.adaptive_last_rate(state, num_steps)
+def _adaptive_metrics(state: Any) -> dict[str, jax.Array]:
+  """The rate of the update just made (``state.step_size``; after a rejection
+  the repaired cycle's first), its M, whether it exceeds ``2/M``, and the
+  cost so far in gradient evaluations (an HVP counts 2)."""
+  rate = state.step_size.astype(jnp.float32)
   return {
     "learning_rate": rate,
     "max_curvature": state.max_curvature,
