@@ -36,9 +36,6 @@ _POWER_EVERY = 8
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
-# A rejected cycle is retried at half its length, down to this many halvings
-# of ``num_steps``; an accepted one doubles it back.
-_MAX_HALVINGS = 1
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -71,8 +68,8 @@ class ScaleByAdaptiveFractalState(NamedTuple):
     num_rejected: rejected cycles (the parameters went back to ``anchor``).
     num_hvps: Hessian-vector products spent (one costs about two gradients).
     num_value_evals: extra ``value_fn`` evaluations spent.
-    level: the current cycle's length is ``num_steps / 2**level`` (1 after a
-      rejection, 0 again after an accepted cycle).
+    level: 0 while cycles have length ``T``; 1 after a rejection (the retry
+      has length ``T/2``), 0 again after an accepted cycle.
     step_size: the step size η of the update that left this state (after a
       rejection, the first step of the repaired cycle from the anchor; 0 if
       that update returned the anchor itself), for logging.
@@ -317,25 +314,6 @@ def scale_by_adaptive_fractal(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
-  lengths = [num_steps]
-  while (
-    len(lengths) <= _MAX_HALVINGS and lengths[-1] % 2 == 0 and lengths[-1] >= 4
-  ):
-    lengths.append(lengths[-1] // 2)
-  max_level = len(lengths) - 1
-
-  def step_size(level, position, m_eff, big_m):
-    """Step ``position`` of the cycle of length ``lengths[level]``."""
-
-    def branch(t):
-      return lambda lo, hi: fractal_chebyshev_step_sizes(t, lo, hi)[
-        jnp.minimum(position, t - 1)
-      ]
-
-    if max_level == 0:
-      return branch(num_steps)(m_eff, big_m)
-    return jax.lax.switch(level, [branch(t) for t in lengths], m_eff, big_m)
-
   if isinstance(num_init_hvps, (bool, np.bool_)) or not isinstance(
     num_init_hvps, numbers.Integral
   ):
@@ -388,6 +366,18 @@ def scale_by_adaptive_fractal(
       f"{num_init_hvps=}, {max_curvature=}."
     )
   del big_m_float  # A guess below m is allowed: it is measured and raised.
+
+  # The cycle lengths: T, and T/2 for the retry after a rejection.
+  halvable = num_steps % 2 == 0 and num_steps >= 4
+  lengths = (num_steps, num_steps // 2) if halvable else (num_steps,)
+
+  def step_size(level, position, m_eff, big_m):
+    """Step ``position`` of the cycle of length ``lengths[level]``."""
+    branches = [
+      lambda lo, hi, t=t: fractal_chebyshev_step_sizes(t, lo, hi)[position]
+      for t in lengths
+    ]
+    return jax.lax.switch(level, branches, m_eff, big_m)
 
   def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
     dtype = _float_dtype(params)
@@ -642,7 +632,7 @@ def scale_by_adaptive_fractal(
       new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
       new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
       new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
-      new_level = jnp.minimum(level + 1, max_level)
+      new_level = jnp.minimum(level + 1, len(lengths) - 1)
       eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
       restep = jax.tree_util.tree_map(
         lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
