@@ -43,6 +43,16 @@ def _in_progress(workdir: str) -> bool:
   return False
 
 
+def _differing_keys(
+  previous: dict[str, Any], current: dict[str, Any], ignore: Sequence[str]
+) -> list[str]:
+  return sorted(
+    k
+    for k in set(previous) | set(current)
+    if k not in ignore and previous.get(k) != current.get(k)
+  )
+
+
 def claim(
   workdir: str | os.PathLike, config: Any, ignore: Sequence[str] = IGNORED_KEYS
 ) -> None:
@@ -58,11 +68,7 @@ def claim(
   if os.path.isfile(path) and _in_progress(workdir):
     with open(path) as f:
       previous = json.load(f)
-    diff = sorted(
-      k
-      for k in set(previous) | set(current)
-      if k not in ignore and previous.get(k) != current.get(k)
-    )
+    diff = _differing_keys(previous, current, ignore)
     if diff:
       raise ValueError(
         f"{workdir!r} holds unfinished work of a run with a different "
@@ -71,6 +77,25 @@ def claim(
         f"{os.path.join(workdir, CHECKPOINT_DIR)!r}."
       )
   files.write_json(path, current)
+
+
+def finished(
+  workdir: str | os.PathLike, config: Any, ignore: Sequence[str] = IGNORED_KEYS
+) -> dict[str, Any] | None:
+  """The summary of a finished run of ``config`` in ``workdir``, or None.
+
+  A run is finished when its ``summary.json`` (written last) sits beside a
+  ``config.json`` equal to ``config`` outside ``ignore``; a rerun returns it
+  instead of rewriting it.
+  """
+  workdir = os.fspath(workdir)
+  paths = [os.path.join(workdir, n) for n in (CONFIG_FILE, files.SUMMARY_FILE)]
+  if not all(os.path.isfile(p) for p in paths):
+    return None
+  previous = files.read_json(paths[0])
+  if _differing_keys(previous, config_lib.to_dict(config), ignore):
+    return None
+  return files.read_json(paths[1])
 
 
 class Store:

@@ -443,6 +443,67 @@ def _lanczos_impl(loss_fn, num_iterations, params, args, key):
 _lanczos = jax.jit(_lanczos_impl, static_argnums=(0, 1))
 
 
+def _leading_top(alphas, betas, drops, j, hnorm):
+  """Top Ritz value of ``T_j`` (the leading ``j × j`` block) and its residual.
+
+  The rows past ``j`` are decoupled and filled with ``-4‖H‖ - 1``, below
+  every Ritz value, so the top eigenpair is that of ``T_j`` (``j`` traced).
+  """
+  k = alphas.shape[0]
+  inside = jnp.arange(k) < j
+  fill = -4.0 * hnorm - 1.0
+  alphas = jnp.where(inside, alphas, fill.astype(alphas.dtype))
+  couplings = jnp.where(jnp.arange(k) < j - 1, betas, 0).astype(betas.dtype)
+  theta, s, _ = _ritz(alphas, couplings, jnp.where(inside, drops, 0))
+  top = s[:, -1]
+  residual = jnp.abs(betas[j - 1] * top[j - 1]) + jnp.abs(drops) @ jnp.abs(
+    jnp.where(inside, top, 0)
+  )
+  return theta[-1], residual
+
+
+def _lanczos_top_impl(
+  loss_fn, min_iterations, max_iterations, params, args, key, rtol
+):
+  """Lanczos steps until the top Ritz pair converges, as one traced loop.
+
+  It stops after step ``j ≥ min_iterations`` once the top Ritz value ``θ`` is
+  positive and its residual is at most ``rtol · θ``, or after
+  ``max_iterations`` steps.
+  Where negative curvature dominates ``H`` the first Krylov vectors resolve
+  the bottom of the spectrum, and a fixed small ``k`` can miss the top by
+  an order of magnitude; this loop keeps going until the top is resolved.
+
+  Returns:
+    ``(theta, residual, hnorm, num_iterations)``: the top Ritz value, its
+    residual norm, ``max_j ‖H q_j‖`` and the products spent.
+  """
+  x0, hvp = _flat_hvp(loss_fn, params, args)
+  n = x0.shape[0]
+  k = min(max_iterations, n)
+  step = functools.partial(_lanczos_step, hvp, key)
+
+  def converged(j, state):
+    _, alphas, betas, drops, *_, hnorm = state
+    theta, residual = _leading_top(alphas, betas, drops, j, hnorm)
+    return (j >= min_iterations) & (theta > 0) & (residual <= rtol * theta)
+
+  def cond(carry):
+    j, state = carry
+    return (j < k) & ~converged(j, state)
+
+  def body(carry):
+    j, state = carry
+    return j + 1, step(j, state)
+
+  j, state = jax.lax.while_loop(
+    cond, body, (jnp.zeros((), jnp.int32), _lanczos_init(n, k, x0.dtype, key))
+  )
+  _, alphas, betas, drops, *_, hnorm = state
+  theta, residual = _leading_top(alphas, betas, drops, j, hnorm)
+  return theta, residual, hnorm, j
+
+
 # Salt of the probe direction's key (any constant unlikely to be a step).
 _PROBE_SALT = 0x5EED
 

@@ -135,6 +135,38 @@ class AdaptiveFractalTest(chex.TestCase):
     )
     self.assertLess(losses[-1], losses[0] * (2 * bound**3) ** 2)
 
+  @parameterized.named_parameters(("float32", jnp.float32), ("float64", None))
+  def test_first_m_resolves_the_top_under_dominant_negative_curvature(
+    self, dtype
+  ):
+    # A saddle like a ResNet's initialisation (benchmarks/resnet, seed 0):
+    # large negative outliers, a bulk near 0 and a small positive top, 6.5
+    # (float64 reference: the eigenvalues themselves). The first Krylov
+    # vectors resolve the negative end (5 fixed steps give M = 0.44); M must
+    # still bound the positive top, the step limit 2/M of gradient descent.
+    rng = np.random.default_rng(3)
+    eigs = np.concatenate([
+      [-557.0, -105.0, -84.0, -61.0, -44.0, -30.0],
+      np.random.default_rng(0).normal(0.0, 0.3, 200),
+      [1.0, 2.0, 4.0, 6.5],
+    ])
+    q, _ = np.linalg.qr(rng.normal(size=(eigs.size, eigs.size)))
+    h = (q * eigs) @ q.T
+    x0 = rng.normal(size=eigs.size)
+    with jax.enable_x64(dtype is None):
+      dtype = dtype or jnp.float64
+      hj, x = jnp.asarray(h, dtype), jnp.asarray(x0, dtype)
+
+      def loss(x):
+        return 0.5 * x @ hj @ x
+
+      opt = fractal_optax.adaptive_fractal_sgd(8, max_condition_number=10.0)
+      _, state, _ = _run(opt, loss, x, 1, variant=jax.jit)
+      big_m, spent = float(state.max_curvature), int(state.num_hvps)
+    # (θ + r)(1 + 5%) with r ≤ 0.1 θ, θ ≤ 6.5: within 1.16× of the top.
+    self.assertBetween(big_m, 6.5, 1.16 * 6.5)
+    self.assertBetween(spent, 6, 32)  # More than the first 5.
+
   def test_one_cycle_matches_fractal_sgd_with_the_measured_interval(self):
     kappa, t = 1e3, 32
     loss, x0 = _quadratic(kappa)

@@ -349,6 +349,17 @@ class TrainTest(absltest.TestCase):
             for d in (whole, cut)
           )
         self.assertEqual(a[name], b[name], name)
+      # Rerun when finished: no run trains again, and every run's files
+      # (their wall times too) stay as they were.
+      before = _read(whole)
+      with mock.patch.object(train, "train", wraps=train.train) as trained:
+        experiment.run_experiment(config, whole, dataset=data)
+      trained.assert_not_called()
+      after = _read(whole)
+      self.assertEqual(sorted(before), sorted(after))
+      for name in before:
+        if os.sep in name:  # A run's file (the experiment's own are redone).
+          self.assertEqual(before[name], after[name], name)
     # Sweep, constant and fractal runs of every seed in both experiments:
     # one program; the adaptive runs: one more.
     self.assertLessEqual(train._programs.cache_info().misses - misses, 2)

@@ -107,6 +107,17 @@ class StoreTest(absltest.TestCase):
       with self.assertRaisesRegex(ValueError, "different config.*num_steps"):
         resume.claim(d, _Config(num_steps=11))
 
+  def test_finished_reads_back_only_a_summary_of_the_same_config(self):
+    with tempfile.TemporaryDirectory() as d:
+      resume.claim(d, _Config())
+      self.assertIsNone(resume.finished(d, _Config()))  # No summary yet.
+      files.write_summary(d, {"loss": 0.5, "pair": (1, float("inf"))})
+      self.assertEqual(
+        resume.finished(d, _Config(progress=False)),  # Ignored key.
+        {"loss": 0.5, "pair": [1, float("inf")]},
+      )
+      self.assertIsNone(resume.finished(d, _Config(num_steps=11)))
+
   def test_bad_unit_name(self):
     with tempfile.TemporaryDirectory() as d:
       with self.assertRaisesRegex(ValueError, "unit='a/b'"):

@@ -307,8 +307,7 @@ def adaptive_method(config: Config, l2: float) -> Method:
   """``adaptive_fractal_sgd`` with m = lambda and no M guess; its cost is
   ``count + num_value_evals + 2 num_hvps`` (the start's Lanczos included).
 
-  The logged rate of update t is the fractal step of the state it leaves:
-  position ``(position - 1) mod T`` on ``[m_eff, M]``, as the update used
+  The logged rate is the state's ``step_size``, the step the update took
   (after a rejection: the first step of the repaired cycle).
   """
   kw = (

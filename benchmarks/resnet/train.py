@@ -498,5 +498,6 @@ def train(
 def train_and_evaluate(
   config: Config, workdir: str, **kwargs: Any
 ) -> dict[str, Any]:
-  """:func:`train`'s summary (``mode=train``)."""
-  return train(config, workdir, **kwargs)[1]
+  """:func:`train`'s summary (``mode=train``); a finished run is read back."""
+  summary = resume.finished(workdir, config)
+  return summary if summary is not None else train(config, workdir, **kwargs)[1]
