@@ -145,11 +145,13 @@ class AdaptiveFractalTest(chex.TestCase):
     # vectors resolve the negative end (5 fixed steps give M = 0.44); M must
     # still bound the positive top, the step limit 2/M of gradient descent.
     rng = np.random.default_rng(3)
-    eigs = np.concatenate([
-      [-557.0, -105.0, -84.0, -61.0, -44.0, -30.0],
-      np.random.default_rng(0).normal(0.0, 0.3, 200),
-      [1.0, 2.0, 4.0, 6.5],
-    ])
+    eigs = np.concatenate(
+      [
+        [-557.0, -105.0, -84.0, -61.0, -44.0, -30.0],
+        np.random.default_rng(0).normal(0.0, 0.3, 200),
+        [1.0, 2.0, 4.0, 6.5],
+      ]
+    )
     q, _ = np.linalg.qr(rng.normal(size=(eigs.size, eigs.size)))
     h = (q * eigs) @ q.T
     x0 = rng.normal(size=eigs.size)
