@@ -465,6 +465,51 @@ class LoopFormTest(absltest.TestCase):
     self.assertEqual(_curvature._loop_form(jnp.zeros(3)), "host")
 
 
+class LanczosTopTest(parameterized.TestCase):
+  """The traced early-stopping Lanczos that adaptive_fractal_sgd starts with."""
+
+  @parameterized.parameters("separated", "geometric_kappa1e3", "three_values")
+  def test_without_early_stop_equals_fixed_steps(self, name):
+    a = jnp.asarray(_matrix(_spectrum(name)), jnp.float32)
+    key = jax.random.key(0)
+    theta, residuals, hnorm, *_ = _curvature._lanczos(
+      quadratic_loss, 12, jnp.zeros(_D), (a,), key
+    )
+    top, residual, top_hnorm, num = _curvature._lanczos_top_impl(
+      quadratic_loss, 12, 12, jnp.zeros(_D), (a,), key, 0.1
+    )
+    self.assertEqual(int(num), 12)
+    np.testing.assert_allclose(top, theta[-1], rtol=1e-5)
+    np.testing.assert_allclose(residual, residuals[-1], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(top_hnorm, hnorm, rtol=1e-6)
+
+  @parameterized.parameters(jnp.float32, jnp.float64)
+  def test_stops_once_the_top_is_resolved(self, dtype):
+    # Negative outliers dominate; the positive top is 6.5 (float64 truth).
+    eigs = np.concatenate(
+      [-np.geomspace(30.0, 557.0, 6), np.linspace(-0.3, 0.3, _D - 10)]
+    )
+    eigs = np.concatenate([eigs, [1.0, 2.0, 4.0, 6.5]])
+    with jax.enable_x64(dtype == jnp.float64):
+      a = jnp.asarray(_matrix(eigs), dtype)
+      top, residual, _, num = _curvature._lanczos_top_impl(
+        quadratic_loss,
+        5,
+        64,
+        jnp.zeros(_D, dtype),
+        (a,),
+        jax.random.key(0),
+        0.1,
+      )
+    top, residual, num = float(top), float(residual), int(num)
+    self.assertBetween(num, 6, 63)  # Past the minimum, before the cap.
+    self.assertLessEqual(residual, 0.1 * top)
+    # A Ritz pair with residual r has an eigenvalue within r (float64 ref).
+    nearest = np.min(np.abs(_eigvalsh64(a) - top))
+    self.assertLessEqual(nearest, residual + 1e-4)
+    self.assertBetween(top + residual, 6.5, 1.1 * 6.5)
+
+
 class EarlyNegativeCurvatureTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
