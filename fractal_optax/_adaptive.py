@@ -224,7 +224,7 @@ def scale_by_adaptive_fractal(
   r)`` plus a rounding allowance and a 5% margin. A convex loss usually stops
   at 5; where negative curvature dominates the Hessian, as at a network's
   initialisation, the first Krylov vectors resolve the bottom of the spectrum
-  and 5 steps can miss the top by 10× (15-17 resolve it on the ResNet
+  and 5 steps can miss the top by 10× (9-15 resolve it on the ResNet
   benchmark). A ``max_curvature`` guess is kept when it is consistent
   with that measurement (between the largest Ritz value and the bound), so a
   guess 100× too low or too high is corrected before the first step.
