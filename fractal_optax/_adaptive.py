@@ -36,8 +36,6 @@ _RELAX = 2.0
 # steps).
 _INIT_MIN_HVPS = 5
 _INIT_RTOL = 0.1
-# An accepted cycle spends one power-iteration HVP every _POWER_EVERY cycles.
-_POWER_EVERY = 8
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
@@ -189,10 +187,12 @@ def scale_by_adaptive_fractal(
   * **Accept** when :math:`f(x_T) \le f(a)`, ``a`` the anchor (the start of
     the cycle), and ``value`` and the gradient there are finite: ``x_T``
     becomes the anchor and the caller's gradient is the first step of the next
-    cycle, and ``m_eff`` relaxes halfway back to ``m``. At every 8th accepted
-    cycle one HVP at ``x_T`` is one step of power iteration (warm-started
-    across cycles) that can raise or lower ``M`` (``adapt_max_curvature``);
-    the other accepted cycles cost nothing beyond their ``T`` gradients.
+    cycle, and ``m_eff`` relaxes halfway back to ``m``. One HVP at ``x_T`` is
+    one step of power iteration (warm-started across cycles) that can raise
+    or lower ``M`` (``adapt_max_curvature``): the top of the Hessian moves as
+    the iterate does (Fashion-MNIST logistic regression at λ = 0.1: 11.3 at
+    the start, 15.6 at the optimum), and a cycle built for an ``M`` below it
+    amplifies the components above ``M``.
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
     gradient there and the HVP along the failed displacement :math:`d = x_T -
     a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
@@ -260,7 +260,7 @@ def scale_by_adaptive_fractal(
   **State.** Two parameter-sized vectors (the anchor and the power-iteration
   vector) and scalars (see :class:`ScaleByAdaptiveFractalState`). **Cost**,
   in gradient evaluations: one per update (the caller's gradient), plus per
-  8 accepted cycles one HVP (2), per rejected cycle one HVP (2, the wasted
+  accepted cycle one HVP (2), per rejected cycle one HVP (2, the wasted
   gradient at ``x_T`` being one of the updates), plus 2 per initial Lanczos
   step (at most ``2 · num_init_hvps``) once; ``recheck_anchor`` adds 1 per
   cycle. The state counts them: ``count + num_value_evals + 2 · num_hvps``.
@@ -280,7 +280,7 @@ def scale_by_adaptive_fractal(
       update (0: trust ``max_curvature``; failed cycles then correct it).
       The Krylov basis of that many parameter-sized vectors is memory the
       compiled update holds (transiently, not state).
-    adapt_max_curvature: let the power iteration (every 8th accepted cycle)
+    adapt_max_curvature: let the power iteration (at every accepted cycle end)
       lower ``M`` as well as raise it.
     recheck_anchor: re-evaluate ``value_fn`` at the anchor on the current
       batch at each cycle end (for mini-batches).
@@ -558,8 +558,6 @@ def scale_by_adaptive_fractal(
     anchor_value = jnp.where(accept, value, anchor_value)
     m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
     position = jnp.where(pending, 0, position)
-    cycles = state.num_accepted + accept.astype(jnp.int32)
-    power = accept & (cycles % _POWER_EVERY == 0)
 
     def power_step(args):
       big_m, direction = args
@@ -574,9 +572,9 @@ def scale_by_adaptive_fractal(
       return raised, v_next
 
     big_m, direction = jax.lax.cond(
-      power, power_step, lambda args: args, (big_m, direction)
+      accept, power_step, lambda args: args, (big_m, direction)
     )
-    num_hvps = num_hvps + power.astype(jnp.int32)
+    num_hvps = num_hvps + accept.astype(jnp.int32)
     m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
 
     # The fractal step from ``params``; its result must be finite.
