@@ -184,10 +184,18 @@ def scale_by_adaptive_fractal(
   end :math:`x_T`; the test is made at the next update, on the loss ``value``
   the caller passes there, :math:`f(x_T)`, at no extra cost.
 
-  * **Accept** when :math:`f(x_T) \le f(a)`, ``a`` the anchor (the start of
-    the cycle), and ``value`` and the gradient there are finite: ``x_T``
-    becomes the anchor and the caller's gradient is the first step of the next
-    cycle, and ``m_eff`` relaxes halfway back to ``m``. One HVP at ``x_T`` is
+  * **Accept** when :math:`f(x_T) \le f(a) + 8\,\epsilon\,|f(a)|`, ``a`` the
+    anchor (the start of the cycle) and :math:`\epsilon` the dtype's machine
+    epsilon (a rise that small is below the loss's resolution), or, when
+    ``m`` is a lower bound on the curvature (``min_curvature`` or
+    ``l2_regularization``), when :math:`\nabla f(x_T)^\top d \le \tfrac12
+    m \|d\|^2`, :math:`d = x_T - a`: strong convexity gives
+    :math:`f(x_T) - f(a) \le \nabla f(x_T)^\top d - \tfrac12 m \|d\|^2`,
+    so the loss fell, whatever its rounding shows (a loss that cancels, such
+    as ``optax.losses.log_cosh`` near 0, is rounded far above
+    :math:`\epsilon |f|`). ``value`` and the gradient there must be finite.
+    Then ``x_T`` becomes the anchor and the caller's gradient is the first
+    step of the next cycle, and ``m_eff`` relaxes halfway back to ``m``. One HVP at ``x_T`` is
     one step of power iteration (warm-started across cycles) that can raise
     or lower ``M`` (``adapt_max_curvature``): the top of the Hessian moves as
     the iterate does (Fashion-MNIST logistic regression at λ = 0.1: 11.3 at
@@ -197,9 +205,11 @@ def scale_by_adaptive_fractal(
     gradient there and the HVP along the failed displacement :math:`d = x_T -
     a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
     quotient :math:`\theta = d^\top H d / d^\top d` at ``a``, or the secant
-    curvature along the segment, :math:`h = 2\,(f(x_T) - f(a) - \nabla
-    f(a)^\top d) / \|d\|^2` (a weighted mean of the curvature along ``d``
-    between ``a`` and ``x_T``, from the same pass and batch), exceeds ``M``,
+    curvature along the segment, :math:`h = (\nabla f(x_T) - \nabla
+    f(a))^\top d / \|d\|^2` (the mean curvature along ``d`` between ``a``
+    and ``x_T``, from the caller's gradient and the same pass, on the same
+    batch; gradients keep their digits where loss differences near the
+    optimum are rounding), exceeds ``M``,
     M was too low and is raised above both; otherwise the quadratic model
     failed (the largest steps, about ``1/m_eff``, carried the iterate where
     the curvature differs) and ``m_eff`` is multiplied by 4, up to its cap
@@ -232,12 +242,13 @@ def scale_by_adaptive_fractal(
   **Guarantees.** (1) Parameters stay finite: every update is checked before it
   is returned (the loss there may still be non-finite: that is caught at the
   next update, which returns to the last accepted anchor, finite). (2) The
-  loss at accepted cycle ends never rises beyond its own rounding, for any loss
-  (convex or not): with full-batch ``value_fn``, the losses of the anchors
-  satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`
-  (:math:`\epsilon` the dtype's machine epsilon; a rise that small is below
-  the loss's resolution and carries no curvature information), and every
-  cycle end above that is discarded at the next update. (3) On a convex
+  loss at accepted cycle ends never rises beyond its own rounding: with
+  full-batch ``value_fn``, every accepted end satisfies the test above, and
+  every other cycle end is discarded at the next update. With
+  ``max_condition_number``, for any loss (convex or not), the anchors'
+  losses satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`;
+  with a stated ``m``, on a loss whose curvature is at least ``m``, the exact
+  losses never rise (the computed ones may show the loss's rounding). (3) On a convex
   quadratic whose Hessian lies in ``[m, M]``, a cycle built for
   ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
   always accepted. (4) It cannot stall at an anchor: on a loss with an
@@ -255,7 +266,8 @@ def scale_by_adaptive_fractal(
   :math:`f_B(a)` (one extra evaluation per cycle) and the anchor value is
   replaced by it, so both sides use the same batch; the guarantee (2) then
   holds batch by batch (:math:`f_B(x_T) \le f_B(a)`), not for the full loss.
-  Curvature is measured on the current batch too.
+  The gradient test uses the gradient on ``B``, so it holds batch by batch
+  without ``recheck_anchor``. Curvature is measured on the current batch too.
 
   **State.** Two parameter-sized vectors (the anchor and the power-iteration
   vector) and scalars (see :class:`ScaleByAdaptiveFractalState`). **Cost**,
@@ -547,7 +559,24 @@ def scale_by_adaptive_fractal(
     # the optimum f(x_T) and f(a) differ by less than their own rounding):
     # accept it, so that progress below the loss's resolution is kept.
     slack = _SLACK * jnp.finfo(dtype).eps * jnp.abs(anchor_value)
-    accept = pending & usable & (value <= anchor_value + slack)
+    decreased = value <= anchor_value + slack
+    if m_source != "max_condition_number":
+      # A loss whose curvature is at least m (as the caller states) satisfies
+      # f(x_T) - f(a) <= g(x_T)·d - ½ m ‖d‖², d = x_T - a: where that is <= 0
+      # the loss fell, whatever its rounding shows (losses that cancel, such
+      # as optax.losses.log_cosh near 0, are rounded far above ε |f|).
+      cycle = jax.tree_util.tree_map(
+        lambda p, a: (
+          (p - a).astype(p.dtype) if _is_float(p) else jnp.zeros_like(p)
+        ),
+        params,
+        anchor,
+      )
+      certified = _tree_vdot(
+        _float_part(updates), cycle, dtype
+      ) <= 0.5 * m_floor(big_m) * _tree_vdot(cycle, cycle, dtype)
+      decreased = decreased | certified
+    accept = pending & usable & decreased
     reject_end = pending & ~accept
 
     # Accepted: the cycle end is the new anchor and this update is the first
@@ -621,13 +650,16 @@ def scale_by_adaptive_fractal(
       big_m, m_eff, _ = args
       f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
       theta, residual, _, v_next = power_stats(probe, hv)
-      # The secant curvature along the failed segment, from the same pass and
-      # the same batch: f(x_T) = f(a) + g(a)·d + ½ h ‖d‖², h a weighted mean
-      # of the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so
-      # h > M proves M too low somewhere on the path (θ sees only a).
-      secant = (
-        2.0 * (value - f_a - _tree_vdot(g_a, displacement, dtype)) / d_norm**2
+      # The secant curvature along the failed segment, from the gradients at
+      # both ends on the same batch: (g(x_T) - g(a))·d = ‖d‖² h, h the mean of
+      # the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so h > M
+      # proves M too low somewhere on the path (θ sees only a). Gradients, not
+      # values: near the optimum f(x_T) - f(a) is below the loss's rounding,
+      # and that noise over ‖d‖² would raise M without bound.
+      gradient_change = jax.tree_util.tree_map(
+        lambda g_t, g: g_t - g, _float_part(updates), g_a
       )
+      secant = _tree_vdot(gradient_change, displacement, dtype) / d_norm**2
       secant = jnp.where(
         reject_end & use_d & jnp.isfinite(secant), secant, -jnp.inf
       )
