@@ -195,12 +195,12 @@ def scale_by_adaptive_fractal(
     as ``optax.losses.log_cosh`` near 0, is rounded far above
     :math:`\epsilon |f|`). ``value`` and the gradient there must be finite.
     Then ``x_T`` becomes the anchor and the caller's gradient is the first
-    step of the next cycle, and ``m_eff`` relaxes halfway back to ``m``. One HVP at ``x_T`` is
-    one step of power iteration (warm-started across cycles) that can raise
-    or lower ``M`` (``adapt_max_curvature``): the top of the Hessian moves as
-    the iterate does (Fashion-MNIST logistic regression at λ = 0.1: 11.3 at
-    the start, 15.6 at the optimum), and a cycle built for an ``M`` below it
-    amplifies the components above ``M``.
+    step of the next cycle, and ``m_eff`` relaxes halfway back to ``m``. One
+    HVP at ``x_T`` is one step of power iteration (warm-started across
+    cycles) that can raise or lower ``M`` (``adapt_max_curvature``): the top
+    of the Hessian moves as the iterate does (Fashion-MNIST logistic
+    regression at λ = 0.1: 11.3 at the start, 15.6 at the optimum), and a
+    cycle built for an ``M`` below it amplifies the components above ``M``.
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
     gradient there and the HVP along the failed displacement :math:`d = x_T -
     a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
@@ -248,8 +248,8 @@ def scale_by_adaptive_fractal(
   ``max_condition_number``, for any loss (convex or not), the anchors'
   losses satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`;
   with a stated ``m``, on a loss whose curvature is at least ``m``, the exact
-  losses never rise (the computed ones may show the loss's rounding). (3) On a convex
-  quadratic whose Hessian lies in ``[m, M]``, a cycle built for
+  losses never rise (the computed ones may show the loss's rounding). (3) On
+  a convex quadratic whose Hessian lies in ``[m, M]``, a cycle built for
   ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
   always accepted. (4) It cannot stall at an anchor: on a loss with an
   ``L``-Lipschitz gradient (convex or not, full batch), consecutive rejections
