@@ -225,17 +225,21 @@ class AdaptiveFractalTest(chex.TestCase):
     state = opt.init(x0)
     x, anchors = x0, []
     # Independent model of the cycle ends: update ``next_end`` tests the end
-    # on the caller's value against the anchor's (beyond the loss's rounding);
-    # that update also takes the first step of the next cycle, of length t
-    # after an accepted end and t/2 after a rejected one.
+    # on the caller's value against the anchor's (beyond the loss's rounding)
+    # or by the strong-convexity bound g·d ≤ ½ λ ‖d‖²; that update also takes
+    # the first step of the next cycle, of length t after an accepted end and
+    # t/2 after a rejected one.
     next_end, anchor, accepted, rejected = t, None, 0, 0
     for i in range(12 * t):
       value, grad = value_and_grad(x)
       if i == 0:
-        anchor = float(value)
+        anchor, anchor_x = float(value), np.asarray(x, np.float64)
       elif i == next_end:
-        if float(value) <= anchor + _slack(anchor):
+        d = np.asarray(x, np.float64) - anchor_x
+        certified = np.asarray(grad, np.float64) @ d <= 0.5 * 1e-2 * (d @ d)
+        if float(value) <= anchor + _slack(anchor) or certified:
           anchor, accepted, length = float(value), accepted + 1, t
+          anchor_x = np.asarray(x, np.float64)
         else:
           rejected, length = rejected + 1, t // 2
         next_end = i + length
@@ -343,6 +347,68 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertGreater(int(state.num_rejected), 0)
     self.assertGreater(float(state.max_curvature), 1e-3)
     self.assertLess(float(loss(x)), float(loss(x0)))
+
+  @parameterized.product(
+    name=("huber", "log_cosh", "poisson"), guess=(1e-3, 1e3)
+  )
+  def test_exact_anchor_losses_never_rise_on_convex_losses(self, name, guess):
+    # Convex non-quadratic regressions with ½ λ ‖w‖², M guessed 1000× off.
+    # The anchors' losses, in float64 (an independent numpy model), never
+    # rise beyond float32 rounding, and the run converges.
+    lam, rng = 1e-2, np.random.default_rng(0)
+    a64 = rng.normal(size=(64, 8))
+    y64 = a64 @ rng.normal(size=8) + rng.standard_cauchy(size=64)
+    if name == "poisson":
+      y64 = rng.poisson(np.exp(0.3 * a64 @ rng.normal(size=8))).astype(float)
+    a, y = jnp.asarray(a64, jnp.float32), jnp.asarray(y64, jnp.float32)
+    terms = {
+      "huber": (
+        lambda r, y: optax.losses.huber_loss(r, y),
+        lambda r, y: np.where(
+          np.abs(r - y) <= 1, 0.5 * (r - y) ** 2, np.abs(r - y) - 0.5
+        ),
+      ),
+      "log_cosh": (
+        optax.losses.log_cosh,
+        lambda r, y: np.logaddexp(r - y, y - r) - np.log(2.0),
+      ),
+      "poisson": (
+        lambda r, y: jnp.exp(0.3 * r) - 0.3 * y * r,
+        lambda r, y: np.exp(0.3 * r) - 0.3 * y * r,
+      ),
+    }[name]
+
+    def loss(w):
+      return jnp.mean(terms[0](a @ w, y)) + 0.5 * lam * jnp.sum(w * w)
+
+    def loss64(w):
+      return np.mean(terms[1](a64 @ w, y64)) + 0.5 * lam * (w @ w)
+
+    opt = fractal_optax.adaptive_fractal_sgd(
+      8, l2_regularization=lam, max_curvature=guess
+    )
+    w0 = jnp.zeros(8, jnp.float32)
+
+    @jax.jit
+    def run(w0):
+      def body(carry, _):
+        w, state = carry
+        value, grad = jax.value_and_grad(loss)(w)
+        updates, state = opt.update(
+          grad, state, w, value=value, grad=grad, value_fn=loss
+        )
+        return (optax.apply_updates(w, updates), state), state.anchor
+
+      return jax.lax.scan(body, (w0, opt.init(w0)), None, length=400)
+
+    (w, _), anchors = run(w0)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(anchors))))
+    exact = np.asarray([loss64(x) for x in np.asarray(anchors, np.float64)])
+    self.assertTrue(
+      np.all(np.diff(exact) <= 2 * _slack(exact[:-1]) + 1e-12),
+      msg=f"anchor losses rose: {np.max(np.diff(exact))}",
+    )
+    self.assertLess(float(jnp.linalg.norm(jax.grad(loss)(w))), 1e-4)
 
   def test_a_sharp_region_between_anchor_and_end_raises_m(self):
     # Convex: ½ λ‖x‖² + w Σ log cosh(x_i − s). Its curvature λ + w sech²(x − s)
