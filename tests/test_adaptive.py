@@ -79,6 +79,12 @@ def _jitted_run(num_steps, kappa, guess, num_updates):
     num_steps, min_curvature=1.0 / kappa, max_curvature=guess
   )
 
+  return loss, x0, _scanned(opt, loss, num_updates)
+
+
+def _scanned(opt, loss, num_updates, record=lambda value, state: value):
+  """A jitted ``lax.scan`` of the optax loop: ``x0 -> (x, state, records)``."""
+
   @jax.jit
   def run(x0):
     def body(carry, _):
@@ -87,14 +93,14 @@ def _jitted_run(num_steps, kappa, guess, num_updates):
       updates, state = opt.update(
         grad, state, x, value=value, grad=grad, value_fn=loss
       )
-      return (optax.apply_updates(x, updates), state), value
+      return (optax.apply_updates(x, updates), state), record(value, state)
 
-    (x, state), values = jax.lax.scan(
+    (x, state), records = jax.lax.scan(
       body, (x0, opt.init(x0)), None, length=num_updates
     )
-    return x, state, values
+    return x, state, records
 
-  return loss, x0, run
+  return run
 
 
 class AdaptiveFractalTest(chex.TestCase):
@@ -387,21 +393,8 @@ class AdaptiveFractalTest(chex.TestCase):
     opt = fractal_optax.adaptive_fractal_sgd(
       8, l2_regularization=lam, max_curvature=guess
     )
-    w0 = jnp.zeros(8, jnp.float32)
-
-    @jax.jit
-    def run(w0):
-      def body(carry, _):
-        w, state = carry
-        value, grad = jax.value_and_grad(loss)(w)
-        updates, state = opt.update(
-          grad, state, w, value=value, grad=grad, value_fn=loss
-        )
-        return (optax.apply_updates(w, updates), state), state.anchor
-
-      return jax.lax.scan(body, (w0, opt.init(w0)), None, length=400)
-
-    (w, _), anchors = run(w0)
+    run = _scanned(opt, loss, 400, record=lambda value, state: state.anchor)
+    w, _, anchors = run(jnp.zeros(8, jnp.float32))
     self.assertTrue(bool(jnp.all(jnp.isfinite(anchors))))
     exact = np.asarray([loss64(x) for x in np.asarray(anchors, np.float64)])
     self.assertTrue(
