@@ -16,6 +16,7 @@ import optax
 from fractal_optax import _checks
 from fractal_optax._curvature import _float_dtype
 from fractal_optax._curvature import _lanczos_top_impl
+from fractal_optax._curvature import _rounding_allowance
 from fractal_optax._schedule import fractal_chebyshev_step_sizes
 
 __all__ = [
@@ -517,12 +518,7 @@ def scale_by_adaptive_fractal(
         _INIT_RTOL,
       )
       top = top.astype(dtype)
-      delta = (
-        10.0
-        * jnp.sqrt(num.astype(dtype))
-        * jnp.finfo(dtype).eps
-        * hnorm.astype(dtype)
-      )
+      delta = _rounding_allowance(dtype, hnorm.astype(dtype), num.astype(dtype))
       bound = (top + residual.astype(dtype) + delta) * (1 + _MARGIN)
       if max_curvature is not None:
         guess = jnp.asarray(max_curvature, dtype)

@@ -637,9 +637,16 @@ def _run(compiled, impl, loss_fn, num_iterations, params, args, key):
   return compiled(loss_fn, num_iterations, params, args, key)
 
 
-def _rounding_allowance(dtype: np.dtype, hnorm: float, num_hvps: int) -> float:
-  """δ = 10·√k·ε·max‖Hq‖: slack for rounding in the products and the basis."""
-  return 10.0 * math.sqrt(num_hvps) * float(np.finfo(dtype).eps) * hnorm
+def _rounding_allowance(dtype: np.dtype, hnorm: Any, num_hvps: Any) -> Any:
+  """δ = 10·√k·ε·max‖Hq‖: slack for rounding in the products and the basis.
+
+  Host floats give a float; traced ``hnorm`` and ``num_hvps`` (of ``dtype``,
+  inside ``jit``) give an array of ``dtype``.
+  """
+  traced = isinstance(hnorm, jax.Array)
+  xp = jnp if traced else np
+  delta = 10.0 * xp.sqrt(num_hvps) * jnp.finfo(dtype).eps * hnorm
+  return delta if traced else float(delta)
 
 
 # Safety factor on the measured rounding of one product (see

@@ -327,6 +327,34 @@ class AdaptiveFractalTest(chex.TestCase):
     # rise (up to the gradient's own rounding, below 1e-12 here).
     self.assertLessEqual(float(np.max(np.diff(exact))), 1e-12)
 
+  @parameterized.parameters(
+    ("min_curvature", True), ("max_condition_number", False)
+  )
+  def test_gradient_acceptance_only_where_m_bounds_the_curvature(
+    self, source, certified
+  ):
+    # The caller reports every cycle end's loss 10 above the truth. The
+    # gradient test (∇f(x_T)ᵀd ≤ ½ m ‖d‖²) still certifies the descent when
+    # m is a lower bound on the curvature; with max_condition_number, m is
+    # not, so only the loss values decide and the cycle is rejected.
+    kappa, t = 100.0, 32
+    loss, x = _quadratic(kappa)
+    m = {"min_curvature": 1 / kappa, "max_condition_number": kappa}
+    opt = fractal_optax.adaptive_fractal_sgd(t, **{source: m[source]})
+    update = jax.jit(_bind(opt, loss))
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    state = opt.init(x)
+    for _ in range(3 * t + 2):
+      value, grad = value_and_grad(x)
+      reported = value + 10.0 * state.pending.astype(value.dtype)
+      updates, state = update(grad, state, x, reported)
+      x = optax.apply_updates(x, updates)
+    if certified:
+      self.assertEqual(int(state.num_rejected), 0)
+      self.assertGreaterEqual(int(state.num_accepted), 2)
+    else:
+      self.assertGreaterEqual(int(state.num_rejected), 1)
+
   def test_anchor_values_are_monotone_and_finite_under_overflow(self):
     # The loss is finite everywhere but overflows to inf far from 0, and M is
     # guessed 10⁴× too low without measuring it: the first cycle explodes.
