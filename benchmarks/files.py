@@ -132,6 +132,16 @@ def check_writable(directory: str | os.PathLike) -> None:
     raise OSError(f"cannot write to {directory!r}: {e.strerror or e}") from e
 
 
+def _cpu_model() -> str:
+  """The CPU's model name (float rounding, hence chaotic runs, depend on it)."""
+  with contextlib.suppress(OSError):
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  return platform.processor() or "unknown"
+
+
 def environment() -> dict[str, Any]:
   """Versions and devices, recorded next to every result."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -146,6 +156,7 @@ def environment() -> dict[str, Any]:
     "device_count": jax.device_count(),
     "cpu_count": os.cpu_count(),
     "machine": platform.machine(),
+    "cpu": _cpu_model(),
   }
   with contextlib.suppress(ImportError):
     import flax  # pylint: disable=g-import-not-at-top

@@ -269,6 +269,7 @@ class QuickRunTest(absltest.TestCase):
       "sweep_l2=0.1,0.03",
       "sweep_cycles=4",
       "sweep_steps=40",
+      "adaptive_seeds=0,0",
     ]
     with tempfile.TemporaryDirectory() as tmp:
       full, cut = _run_full(tmp, args)
@@ -287,7 +288,15 @@ class QuickRunTest(absltest.TestCase):
         self.assertGreater(
           adaptive["evaluations_to_epsilon"], adaptive["steps_to_epsilon"]
         )
-      self.assertIn("| 0.1 |", _read(os.path.join(full, "sweep.md")))
+      # The extra seeds' counts come from a second path; seed 0 again gives
+      # the table's count.
+      self.assertEqual(
+        adaptive["evaluations_by_seed"],
+        [adaptive["evaluations_to_epsilon"]] * 2,
+      )
+      markdown = _read(os.path.join(full, "sweep.md"))
+      self.assertIn("| 0.1 |", markdown)
+      self.assertIn("adaptive, seeds 0, 0: mean (min–max)", markdown)
       self.assertTrue(os.path.isfile(os.path.join(full, "sweep.png")))
 
       sweep_one, computed = sweep.sweep_one, []

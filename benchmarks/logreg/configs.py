@@ -39,6 +39,10 @@ class Config:
       power of two nearest sqrt(kappa) / 2).
     adaptive_num_steps: T of ``adaptive`` (``adaptive_fractal_sgd``, which
       measures M itself; 0: the library's default).
+    adaptive_seeds: ``seed``s of ``adaptive`` (its Lanczos start vector);
+      the first is the ``adaptive`` run, and a sweep also runs the others to
+      show how far the count moves (runs on the edge of stability are
+      chaotic: float rounding, or this seed, decides which cycles fail).
     curvature_iterations, lbfgs_steps: Lanczos iterations for M, L-BFGS
       iterations for f*.
     checkpoint_every, eval_every: periods in steps (0: only at the end); keep
@@ -61,6 +65,7 @@ class Config:
   bound_cycle: int = 0
   short_cycle: int = 0
   adaptive_num_steps: int = 0
+  adaptive_seeds: tuple[int, ...] = (0, 1, 2)
   curvature_iterations: int = 100
   lbfgs_steps: int = 1000
   checkpoint_every: int = 500
@@ -95,11 +100,12 @@ class Config:
       "bound_cycle",
       "short_cycle",
       "adaptive_num_steps",
+      "adaptive_seeds",
       "checkpoint_every",
       "eval_every",
     ):
       config_lib.non_negative(name, getattr(self, name))
-    for name in ("constant_grid", "sweep_l2", "sweep_cycles"):
+    for name in ("constant_grid", "sweep_l2", "sweep_cycles", "adaptive_seeds"):
       config_lib.non_empty(name, getattr(self, name))
     config_lib.require(
       self.epsilon < 1, f"epsilon must be < 1, got epsilon={self.epsilon!r}."
@@ -132,6 +138,7 @@ PRESETS: dict[str, Config] = {
     sweep_l2=(1e-1, 1e-2),
     sweep_cycles=(4, 16),
     sweep_steps=100,
+    adaptive_seeds=(0, 1),
   ),
   # Fashion-MNIST (Debian's files): the first 5,000 training images (the
   # size of the default problem), all 10,000 test images.

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import math
 from typing import Any
 
@@ -186,6 +186,24 @@ def _evals(run: Mapping[str, Any], n: int) -> str:
   )
 
 
+def _seed_list(seeds: Sequence[int]) -> str:
+  """``0–2`` for consecutive seeds, else ``0, 3, 7``."""
+  if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+    return f"{seeds[0]}–{seeds[-1]}"
+  return ", ".join(map(str, seeds))
+
+
+def _spread(counts: Sequence[int | None], n: int) -> str:
+  """``mean (min–max)`` of the counts that reached the target."""
+  reached = [c for c in counts if c is not None]
+  if not reached:
+    return f"> {n}"
+  text = f"{np.mean(reached):.0f} ({min(reached)}–{max(reached)})"
+  if len(reached) < len(counts):
+    text += f", {len(counts) - len(reached)} of {len(counts)} > {n}"
+  return text
+
+
 def sweep_markdown(summary: Mapping[str, Any]) -> str:
   """README-ready table: steps to epsilon per lambda, method and T."""
   cfg = summary["config"]
@@ -197,9 +215,13 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
     + ["T=bound"]
   )
   adaptive = all("adaptive" in r["runs"] for r in summary["rows"])
+  seeds = cfg.get("adaptive_seeds", [0])
+  seed_column = f"adaptive, seeds {_seed_list(seeds)}: mean (min–max)"
+  by_seed = adaptive and len(seeds) > 1
   if adaptive:
     columns += [
       "adaptive",
+      *([seed_column] if by_seed else []),
       "best const. / adaptive",
       "adaptive / Nesterov",
       "rejections",
@@ -229,6 +251,7 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
       row.update(
         {
           "adaptive": _evals(a, n),
+          seed_column: _spread(a.get("evaluations_by_seed", []), n),
           "best const. / adaptive": ratio(ev(best), ev("adaptive")),
           "adaptive / Nesterov": ratio(ev("adaptive"), ev("nesterov")),
           "rejections": a["rejections"],
@@ -268,8 +291,16 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
     f"`max_curvature={cfg['max_curvature']}` and κ = M/λ; heavy ball "
     f"and Nesterov use the same M; constant steps are multiples of 1/M̂,"
     f" M̂ the estimated curvature, whatever M is; `adaptive` is "
-    f"`adaptive_fractal_sgd` with m = λ and no M (it measures M).\n\n"
+    f"`adaptive_fractal_sgd` with m = λ and no M (it measures M)."
   )
+  if by_seed:
+    text += (
+      f" `adaptive, seeds …`: the same run with each seed of its Lanczos "
+      f"start vector (seed {seeds[0]} is the `adaptive` column): where "
+      f"cycles are rejected the path is chaotic, and the seed, or another "
+      f"CPU's float rounding, moves the count within about this range."
+    )
+  text += "\n\n"
   text += reporting.markdown_table(table, columns)
   if times:
     text += (

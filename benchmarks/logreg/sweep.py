@@ -60,6 +60,7 @@ KEEP = (
   "rejections",
   "max_curvature",
   "final_evaluations",
+  "evaluations_by_seed",
 )
 
 
@@ -110,6 +111,22 @@ def method_losses(
   final = problem.evaluate(state["params"])["loss"]
   metrics = {k: np.asarray(v) for k, v in metrics.items()}
   return np.append(metrics.pop("loss"), float(final)), metrics
+
+
+def _evaluations_to_epsilon(
+  problem: models.Problem,
+  method: train.Method,
+  num_steps: int,
+  f_star: float,
+  epsilon: float,
+) -> int | None:
+  """Gradient evaluations of ``method`` to the target, as in the table
+  (None: not reached within ``num_steps`` steps)."""
+  losses, metrics = method_losses(problem, method, num_steps)
+  first = train.analyse(losses, f_star, epsilon)["steps_to_epsilon"]
+  if first is None:
+    return None
+  return int(metrics["evaluations"][first - 1]) if first else 0
 
 
 def sweep_one(
@@ -172,6 +189,17 @@ def sweep_one(
     rejections=int(adaptive["rejections"][-1]),
     max_curvature=float(adaptive["max_curvature"][-1]),
     final_evaluations=int(adaptive["evaluations"][-1]),
+    evaluations_by_seed=[results["adaptive"]["evaluations_to_epsilon"]]
+    + [
+      _evaluations_to_epsilon(
+        problem,
+        train.adaptive_method(config, l2, seed),
+        n,
+        f_star,
+        config.epsilon,
+      )
+      for seed in config.adaptive_seeds[1:]
+    ],
   )
   return {
     "l2": l2,

@@ -303,9 +303,13 @@ def make_methods(config: Config, numbers: Mapping[str, Any]) -> list[Method]:
   return methods
 
 
-def adaptive_method(config: Config, l2: float) -> Method:
+def adaptive_method(
+  config: Config, l2: float, seed: int | None = None
+) -> Method:
   """``adaptive_fractal_sgd`` with m = lambda and no M guess; its cost is
   ``count + num_value_evals + 2 num_hvps`` (the start's Lanczos included).
+  ``seed`` (default: the first of ``config.adaptive_seeds``) is its Lanczos
+  start vector's.
 
   The logged rate is the state's ``step_size``, the step the update took
   (after a rejection: the first step of the repaired cycle).
@@ -315,7 +319,8 @@ def adaptive_method(config: Config, l2: float) -> Method:
     if config.adaptive_num_steps
     else {}
   )
-  tx = fractal_optax.adaptive_fractal_sgd(**kw, l2_regularization=l2)
+  seed = config.adaptive_seeds[0] if seed is None else seed
+  tx = fractal_optax.adaptive_fractal_sgd(**kw, l2_regularization=l2, seed=seed)
   cycle = (
     config.adaptive_num_steps
     or inspect.signature(fractal_optax.adaptive_fractal_sgd)
@@ -328,7 +333,7 @@ def adaptive_method(config: Config, l2: float) -> Method:
     f"adaptive fractal T={cycle}",
     tx,
     lambda s, _: s.step_size.astype(jnp.float32),
-    {"cycle_length": cycle, "l2_regularization": l2},
+    {"cycle_length": cycle, "l2_regularization": l2, "seed": seed},
     lambda s, _: baselines.adaptive_evaluations(s),
     lambda s: {
       "rejections": s.num_rejected,
