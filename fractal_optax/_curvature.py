@@ -640,8 +640,8 @@ def _run(compiled, impl, loss_fn, num_iterations, params, args, key):
 def _rounding_allowance(dtype: np.dtype, hnorm: Any, num_hvps: Any) -> Any:
   """δ = 10·√k·ε·max‖Hq‖: slack for rounding in the products and the basis.
 
-  Host floats give a float; traced ``hnorm`` and ``num_hvps`` (of ``dtype``,
-  inside ``jit``) give an array of ``dtype``.
+  Host numbers give a float; jax arrays ``hnorm`` and ``num_hvps`` (of
+  ``dtype``, traced inside ``jit``) give an array of ``dtype``.
   """
   traced = isinstance(hnorm, jax.Array)
   xp = jnp if traced else np

@@ -124,9 +124,15 @@ def _evaluations_to_epsilon(
   (None: not reached within ``num_steps`` steps)."""
   losses, metrics = method_losses(problem, method, num_steps)
   first = train.analyse(losses, f_star, epsilon)["steps_to_epsilon"]
+  return _evaluations_at(first, metrics["evaluations"])
+
+
+def _evaluations_at(first: int | None, evaluations: np.ndarray) -> int | None:
+  """Evaluations spent by the ``first`` step to reach the target (None:
+  never reached; 0: reached at the start)."""
   if first is None:
     return None
-  return int(metrics["evaluations"][first - 1]) if first else 0
+  return int(evaluations[first - 1]) if first else 0
 
 
 def sweep_one(
@@ -171,9 +177,7 @@ def sweep_one(
     evals = (
       logs[name][1]["evaluations"] if name in logs else np.arange(1, n + 1)
     )
-    r["evaluations_to_epsilon"] = (
-      None if first is None else int(evals[first - 1]) if first else 0
-    )
+    r["evaluations_to_epsilon"] = _evaluations_at(first, evals)
   best = train.best_constant(results, names[: len(grid)])
   target = f_star + config.epsilon * (numbers["f0"] - f_star)
   for name in (best, *OTHER_METHODS):
