@@ -180,25 +180,35 @@ class AdaptiveFractalTest(chex.TestCase):
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(t, min_curvature=1.0 / kappa)
     _, state, x = _run(opt, loss, x0, t, variant=jax.jit)
-    ref = fractal_optax.fractal_sgd(t, 1.0 / kappa, float(state.max_curvature))
+    big_m = float(state.max_curvature)
+    # The first cycle is built for κ_eff = min(κ, T²/8) (here 128 < κ).
+    m_first = max(1.0 / kappa, 8.0 * big_m / t**2)
+    np.testing.assert_allclose(float(state.min_curvature), m_first, rtol=1e-6)
+    ref = fractal_optax.fractal_sgd(t, m_first, big_m)
     _, _, x_ref = _run(ref, loss, x0, t, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-4, atol=1e-6)
 
   def test_step_size_is_the_step_taken(self):
     # No rejection on this quadratic: update i steps by the fractal step i mod
-    # T on [m, M], and ``state.step_size`` reports exactly that η.
+    # T on [m_k, M], m_k = max(m, 8M/T² / 2^k) in cycle k (the first cycle's
+    # κ_eff is T²/8 = 8, and each accepted cycle halves m_eff toward m), and
+    # ``state.step_size`` reports exactly that η.
     kappa, t = 1e2, 8
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(
       t, min_curvature=1 / kappa, max_curvature=1.0, num_init_hvps=0
     )
     update = jax.jit(_bind(opt, loss))
-    steps = np.asarray(fractal_optax.fractal_chebyshev_step_sizes(t, 0.01, 1.0))
+    cycles = [max(0.01, 0.125 / 2**k) for k in range(5)]
+    self.assertEqual(cycles[-1], 0.01)  # The last cycle reaches m.
+    steps = np.concatenate(
+      [fractal_optax.fractal_chebyshev_step_sizes(t, m, 1.0) for m in cycles]
+    )
     state, x = opt.init(x0), x0
-    for i in range(2 * t):
+    for i in range(len(cycles) * t):
       value, grad = jax.value_and_grad(loss)(x)
       updates, state = update(grad, state, x, value)
-      np.testing.assert_allclose(float(state.step_size), steps[i % t], 1e-6)
+      np.testing.assert_allclose(float(state.step_size), steps[i], 1e-6)
       chex.assert_trees_all_close(
         updates, -state.step_size * grad, rtol=1e-6, atol=1e-7
       )
