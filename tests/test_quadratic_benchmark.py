@@ -209,6 +209,10 @@ class QuickRunTest(absltest.TestCase):
     opts = self.results["timing"]["problems"][0]["optimizers"]
     self.assertFalse(opts["fractal"]["per_parameter_state"])
     self.assertTrue(opts["heavy_ball"]["per_parameter_state"])
+    # The adaptive optimiser keeps two parameter-sized vectors and scalars.
+    dim = self.results["timing"]["problems"][0]["dim"]
+    adaptive = opts["adaptive"]["state_bytes"]
+    self.assertBetween(adaptive, 2 * 4 * dim, 2 * 4 * dim + 256)
 
 
 class PiecesTest(parameterized.TestCase):

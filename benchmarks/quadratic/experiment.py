@@ -349,6 +349,10 @@ def timing(config: Config, progress: Progress) -> dict[str, Any]:
   a user runs them), with ``fractal_sgd``'s cycle length the predicted one
   for ``tolerance``. ``state_bytes`` is measured at ``d`` and ``2d``:
   per-parameter state grows with ``d``. ``sgd`` is ``baselines.constant``.
+  ``adaptive`` is ``adaptive_fractal_sgd(adaptive_num_steps(κ),
+  min_curvature=m, max_curvature=M, num_init_hvps=0)``: its steady per-step
+  cost (the loss it needs as ``value``, the cycle-end test and one HVP per
+  cycle) without the one-off Lanczos measurement.
   """
   kappa = config.target_kappa
   m, t = 1.0 / kappa, predicted_num_steps(kappa, config.tolerance)
@@ -357,6 +361,12 @@ def timing(config: Config, progress: Progress) -> dict[str, Any]:
   for name in ("heavy_ball", "nesterov", "silver"):
     opts[name] = baselines.BASELINES[name](m, 1.0)
   opts["fractal"] = baselines.fractal(t, m, 1.0)
+  opts["adaptive"] = fractal_optax.adaptive_fractal_sgd(
+    adaptive_num_steps(kappa),
+    min_curvature=m,
+    max_curvature=1.0,
+    num_init_hvps=0,
+  )
   for dim, num_steps in zip(
     config.timing_dims, config.timing_steps, strict=True
   ):

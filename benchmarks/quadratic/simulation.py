@@ -231,7 +231,9 @@ def time_per_iteration(
   """Median wall time per step of each optimiser's compiled ``lax.scan``.
 
   Each optimiser gets its own jitted scan of ``num_steps`` steps of
-  ``x ← x + opt.update(Ax − b)`` (nothing else: no error is recorded); after
+  ``x ← x + opt.update(Ax − b)`` (nothing else: no error is recorded; an
+  ``optax.GradientTransformationExtraArgs`` also gets ``value=f(x)``,
+  ``grad`` and ``value_fn=f``, whose cost is then part of its time); after
   a compile-and-warm-up call, the optimisers are timed in turn, ``repeats``
   rounds (interleaved, so a load change on the machine hits all of them),
   each call ended by ``block_until_ready``; ``progress`` is called after
@@ -248,9 +250,14 @@ def time_per_iteration(
   for name, opt in optimizers.items():
 
     def scan(x, state, problem, opt=opt):
+      value_fn = functools.partial(problems.loss, problem)
+      extra = isinstance(opt, optax.GradientTransformationExtraArgs)
+
       def step(carry, _):
         x, s = carry
-        updates, s = opt.update(problems.gradient(problem, x), s, x)
+        g = problems.gradient(problem, x)
+        kw = dict(value=value_fn(x), grad=g, value_fn=value_fn) if extra else {}
+        updates, s = opt.update(g, s, x, **kw)
         return (optax.apply_updates(x, updates), s), None
 
       return jax.lax.scan(step, (x, state), length=num_steps)[0]
