@@ -616,6 +616,31 @@ class AdaptiveFractalTest(chex.TestCase):
       opt.update(x, state, value=0.0, value_fn=jnp.sum)
 
 
+class AllFiniteTest(parameterized.TestCase):
+  """``_all_finite`` (max |x| per leaf) against numpy's ``isfinite``."""
+
+  @parameterized.product(
+    dtype=("float32", "bfloat16", "float16"),
+    bad=(None, np.nan, np.inf, -np.inf),
+    position=(0, 700, 1000),
+  )
+  def test_matches_numpy(self, dtype, bad, position):
+    from fractal_optax._adaptive import _all_finite  # noqa: PLC0415
+
+    x = np.full(1001, 3.0, np.float32)
+    x[-1] = 65504.0  # float16's largest finite value is finite.
+    if bad is not None:
+      x[position] = bad
+    tree = {
+      "x": jnp.asarray(x, dtype),
+      "empty": jnp.zeros((0,), dtype),
+      "count": jnp.arange(3),
+    }
+    expected = bool(np.all(np.isfinite(x)))
+    self.assertEqual(bool(_all_finite(tree)), expected)
+    self.assertEqual(bool(jax.jit(_all_finite)(tree)), expected)
+
+
 class _Tiny(nnx.Module):
   def __init__(self, rngs: nnx.Rngs):
     self.linear = nnx.Linear(3, 1, rngs=rngs)
