@@ -512,257 +512,301 @@ def scale_by_adaptive_fractal(
       return jnp.asarray(m_value, dtype)
 
     value = jnp.asarray(value, dtype)
-    position = state.position
-    big_m = state.max_curvature
-    m_eff = state.min_curvature
-    anchor = state.anchor
-    anchor_value = state.anchor_value
-    direction = state.grad
-    num_hvps = state.num_hvps
-    num_value_evals = state.num_value_evals
-
-    # First update: measure M at the initial parameters, which are the anchor.
-    first = big_m <= 0
-
-    def measure(_):
-      if num_init_hvps == 0:
-        return jnp.asarray(max_curvature, dtype), jnp.zeros((), jnp.int32)
-      top, residual, hnorm, num = _lanczos_top_impl(
-        lambda p: loss(p),
-        min(_INIT_MIN_HVPS, num_init_hvps),
-        num_init_hvps,
-        params,
-        (),
-        jax.random.key(seed),
-        _INIT_RTOL,
-      )
-      top = top.astype(dtype)
-      delta = _rounding_allowance(dtype, hnorm.astype(dtype), num.astype(dtype))
-      bound = (top + residual.astype(dtype) + delta) * (1 + _MARGIN)
-      if max_curvature is not None:
-        guess = jnp.asarray(max_curvature, dtype)
-        bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
-      # A non-finite or non-positive measurement: fall back to the guess.
-      fallback = (
-        jnp.asarray(max_curvature, dtype)
-        if max_curvature is not None
-        else jnp.asarray(1.0, dtype)
-      )
-      ok = jnp.isfinite(bound) & (bound > 0)
-      return jnp.where(ok, bound, fallback), num.astype(jnp.int32)
-
-    big_m, num_init = jax.lax.cond(
-      first, measure, lambda _: (big_m, jnp.zeros((), jnp.int32)), None
-    )
-    num_hvps = num_hvps + num_init
-    m_first = jnp.maximum(
-      m_floor(big_m), big_m * (_FIRST_KAPPA_DIVISOR / num_steps**2)
-    )
-    m_eff = jnp.where(first, m_first, m_eff)  # Clipped to M/2 below.
-    anchor = jax.tree_util.tree_map(
-      lambda p, a: jnp.where(first, p, a), params, anchor
-    )
-    anchor_value = jnp.where(first, value, anchor_value)
-
-    # The previous update proposed a cycle end: ``params`` is that end and the
-    # caller's ``value`` (and gradient) are the loss (and gradient) there.
-    pending = state.pending
-    if recheck_anchor:
-      anchor_value = jax.lax.cond(
-        pending, lambda _: loss(anchor), lambda _: anchor_value, None
-      )
-      num_value_evals = num_value_evals + pending.astype(jnp.int32)
+    # Inside a cycle (the usual update) the fractal step is all there is to
+    # do. The cycle-end test, the curvature measurements and the repair of a
+    # failed cycle run in one lax.cond, only at the updates that need them.
     usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
-    # A rise within the rounding of the loss carries no curvature signal (near
-    # the optimum f(x_T) and f(a) differ by less than their own rounding):
-    # accept it, so that progress below the loss's resolution is kept.
-    slack = _SLACK * jnp.finfo(dtype).eps * jnp.abs(anchor_value)
-    decreased = value <= anchor_value + slack
-    if m_source != "max_condition_number":
-      # A loss whose curvature is at least m (as the caller states) satisfies
-      # f(x_T) - f(a) <= g(x_T)·d - ½ m ‖d‖², d = x_T - a: where that is <= 0
-      # the loss fell, whatever its rounding shows (losses that cancel, such
-      # as optax.losses.log_cosh near 0, are rounded far above ε |f|).
-      cycle = jax.tree_util.tree_map(
-        lambda p, a: (
-          (p - a).astype(p.dtype) if _is_float(p) else jnp.zeros_like(p)
-        ),
-        params,
-        anchor,
-      )
-      certified = _tree_vdot(
-        _float_part(updates), cycle, dtype
-      ) <= 0.5 * m_floor(big_m) * _tree_vdot(cycle, cycle, dtype)
-      decreased = decreased | certified
-    accept = pending & usable & decreased
-    reject_end = pending & ~accept
-
-    # Accepted: the cycle end is the new anchor and this update is the first
-    # step of the next cycle. A power-iteration step there can move M.
-    anchor = jax.tree_util.tree_map(
-      lambda p, a: jnp.where(accept, p, a), params, anchor
+    eta = step_size(
+      state.level, state.position, state.min_curvature, state.max_curvature
     )
-    anchor_value = jnp.where(accept, value, anchor_value)
-    m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
-    position = jnp.where(pending, 0, position)
-
-    def power_step(args):
-      big_m, direction = args
-      _, _, hv = value_and_grad_and_hvp(params, direction)
-      theta, residual, _, v_next = power_stats(direction, hv)
-      raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
-      if adapt_max_curvature:
-        converged = residual <= 0.1 * jnp.abs(theta)
-        lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
-        raised = jnp.where(converged & (lowered < big_m), lowered, raised)
-      raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
-      return raised, v_next
-
-    big_m, direction = jax.lax.cond(
-      accept, power_step, lambda args: args, (big_m, direction)
-    )
-    num_hvps = num_hvps + accept.astype(jnp.int32)
-    m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
-
-    # The fractal step from ``params``; its result must be finite.
-    level = jnp.where(accept, jnp.maximum(state.level - 1, 0), state.level)
-    eta = step_size(level, position, m_eff, big_m)
     proposal = jax.tree_util.tree_map(
       lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
       params,
       updates,
     )
-    proposal_ok = _all_finite(proposal) & usable
-    reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
-
-    # Rejected: the failed displacement d from the anchor (the cycle end, or
-    # the non-finite proposal's finite part) is dominated by what the cycle
-    # amplified. One HVP at the anchor along d gives its Rayleigh quotient θ
-    # and, from the same pass, the anchor's gradient, so this update already
-    # takes the first step of the repaired cycle from the anchor.
-    failed = jax.tree_util.tree_map(
-      lambda x, p: (
-        jnp.where(reject_end | ~jnp.isfinite(x), p, x) if _is_float(p) else p
-      ),
-      proposal,
-      params,
-    )
-    displacement = jax.tree_util.tree_map(
-      lambda x, a: (
-        (x - a).astype(x.dtype) if _is_float(x) else jnp.zeros_like(x)
-      ),
-      failed,
-      anchor,
-    )
-    d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
-    use_d = jnp.isfinite(d_norm) & (d_norm > 0)
-    probe = jax.tree_util.tree_map(
-      lambda d, v: jnp.where(
-        use_d, d / jnp.where(use_d, d_norm, 1.0), v
-      ).astype(v.dtype),
-      displacement,
-      direction,
+    in_cycle = (
+      (state.max_curvature > 0)
+      & ~state.pending
+      & usable
+      & _all_finite(proposal)
     )
 
-    def diagnose(args):
-      big_m, m_eff, _ = args
-      f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
-      theta, residual, _, v_next = power_stats(probe, hv)
-      # The secant curvature along the failed segment, from the gradients at
-      # both ends on the same batch: (g(x_T) - g(a))·d = ‖d‖² h, h the mean of
-      # the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so h > M
-      # proves M too low somewhere on the path (θ sees only a). Gradients, not
-      # values: near the optimum f(x_T) - f(a) is below the loss's rounding,
-      # and that noise over ‖d‖² would raise M without bound.
-      gradient_change = jax.tree_util.tree_map(
-        lambda g_t, g: g_t - g, _float_part(updates), g_a
-      )
-      secant = _tree_vdot(gradient_change, displacement, dtype) / d_norm**2
-      secant = jnp.where(
-        reject_end & use_d & jnp.isfinite(secant), secant, -jnp.inf
-      )
-      seen = jnp.maximum(theta, secant)
-      too_low = seen * (1 + _MARGIN) > big_m
-      new_big_m = jnp.where(
-        too_low,
-        jnp.maximum(
-          jnp.maximum(
-            theta * (1 + 2 * _MARGIN) + residual, secant * (1 + 2 * _MARGIN)
-          ),
-          1.25 * big_m,
+    def step_in_cycle(_):
+      new_updates = jax.tree_util.tree_map(
+        lambda n, p, g: (
+          (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
         ),
-        big_m,
+        proposal,
+        params,
+        updates,
       )
-      # m_eff already at its cap M/2: every step was below 2/M, so on a
-      # function whose curvature stays below M each step lowers the loss
-      # (the descent lemma) and the cycle cannot fail. It did: M is too low
-      # on the path (which may have jumped over a sharper region than
-      # either end shows). Without this the same cycle would repeat forever.
-      at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
-      new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
-      new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
-      new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
-      new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
-      new_level = jnp.minimum(level + 1, len(lengths) - 1)
-      eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
-      restep = jax.tree_util.tree_map(
-        lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
-        anchor,
-        g_a,
+      steps_done = state.position + 1
+      next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[state.level]
+      return new_updates, state._replace(
+        count=jnp.asarray(optax.safe_increment(state.count)),
+        position=jnp.where(next_pending, 0, steps_done).astype(jnp.int32),
+        restarting=jnp.asarray(False),
+        pending=next_pending,
+        step_size=eta.astype(dtype),
       )
-      ok = jnp.isfinite(f_a) & _all_finite(restep)
-      restep = jax.tree_util.tree_map(
-        lambda r, a: jnp.where(ok, r, a), restep, anchor
+
+    def cycle_update(_):
+      position = state.position
+      big_m = state.max_curvature
+      m_eff = state.min_curvature
+      anchor = state.anchor
+      anchor_value = state.anchor_value
+      direction = state.grad
+      num_hvps = state.num_hvps
+      num_value_evals = state.num_value_evals
+
+      # First update: measure M at the initial parameters, which are the anchor.
+      first = big_m <= 0
+
+      def measure(_):
+        if num_init_hvps == 0:
+          return jnp.asarray(max_curvature, dtype), jnp.zeros((), jnp.int32)
+        top, residual, hnorm, num = _lanczos_top_impl(
+          lambda p: loss(p),
+          min(_INIT_MIN_HVPS, num_init_hvps),
+          num_init_hvps,
+          params,
+          (),
+          jax.random.key(seed),
+          _INIT_RTOL,
+        )
+        top = top.astype(dtype)
+        delta = _rounding_allowance(
+          dtype, hnorm.astype(dtype), num.astype(dtype)
+        )
+        bound = (top + residual.astype(dtype) + delta) * (1 + _MARGIN)
+        if max_curvature is not None:
+          guess = jnp.asarray(max_curvature, dtype)
+          bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
+        # A non-finite or non-positive measurement: fall back to the guess.
+        fallback = (
+          jnp.asarray(max_curvature, dtype)
+          if max_curvature is not None
+          else jnp.asarray(1.0, dtype)
+        )
+        ok = jnp.isfinite(bound) & (bound > 0)
+        return jnp.where(ok, bound, fallback), num.astype(jnp.int32)
+
+      big_m, num_init = jax.lax.cond(
+        first, measure, lambda _: (big_m, jnp.zeros((), jnp.int32)), None
       )
-      return new_big_m, new_m_eff, v_next, restep, ok, new_level, eta0
+      num_hvps = num_hvps + num_init
+      m_first = jnp.maximum(
+        m_floor(big_m), big_m * (_FIRST_KAPPA_DIVISOR / num_steps**2)
+      )
+      m_eff = jnp.where(first, m_first, m_eff)  # Clipped to M/2 below.
+      anchor = jax.tree_util.tree_map(
+        lambda p, a: jnp.where(first, p, a), params, anchor
+      )
+      anchor_value = jnp.where(first, value, anchor_value)
 
-    def no_diagnose(args):
-      big_m, m_eff, direction = args
-      return big_m, m_eff, direction, anchor, jnp.asarray(False), level, eta
+      # The previous update proposed a cycle end: ``params`` is that end and the
+      # caller's ``value`` (and gradient) are the loss (and gradient) there.
+      pending = state.pending
+      if recheck_anchor:
+        anchor_value = jax.lax.cond(
+          pending, lambda _: loss(anchor), lambda _: anchor_value, None
+        )
+        num_value_evals = num_value_evals + pending.astype(jnp.int32)
+      usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
+      # A rise within the rounding of the loss carries no curvature signal (near
+      # the optimum f(x_T) and f(a) differ by less than their own rounding):
+      # accept it, so that progress below the loss's resolution is kept.
+      slack = _SLACK * jnp.finfo(dtype).eps * jnp.abs(anchor_value)
+      decreased = value <= anchor_value + slack
+      if m_source != "max_condition_number":
+        # A loss whose curvature is at least m (as the caller states) satisfies
+        # f(x_T) - f(a) <= g(x_T)·d - ½ m ‖d‖², d = x_T - a: where that is <= 0
+        # the loss fell, whatever its rounding shows (losses that cancel, such
+        # as optax.losses.log_cosh near 0, are rounded far above ε |f|).
+        cycle = jax.tree_util.tree_map(
+          lambda p, a: (
+            (p - a).astype(p.dtype) if _is_float(p) else jnp.zeros_like(p)
+          ),
+          params,
+          anchor,
+        )
+        certified = _tree_vdot(
+          _float_part(updates), cycle, dtype
+        ) <= 0.5 * m_floor(big_m) * _tree_vdot(cycle, cycle, dtype)
+        decreased = decreased | certified
+      accept = pending & usable & decreased
+      reject_end = pending & ~accept
 
-    big_m, m_eff, direction, restep, restepped, level, eta_taken = jax.lax.cond(
-      reject, diagnose, no_diagnose, (big_m, m_eff, direction)
-    )
-    num_hvps = num_hvps + reject.astype(jnp.int32)
+      # Accepted: the cycle end is the new anchor and this update is the first
+      # step of the next cycle. A power-iteration step there can move M.
+      anchor = jax.tree_util.tree_map(
+        lambda p, a: jnp.where(accept, p, a), params, anchor
+      )
+      anchor_value = jnp.where(accept, value, anchor_value)
+      m_eff = jnp.where(accept, m_eff / _RELAX, m_eff)
+      position = jnp.where(pending, 0, position)
 
-    # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
-    # (or the anchor itself, if that step is not finite either).
-    new_params = jax.tree_util.tree_map(
-      lambda x, r: jnp.where(reject, r, x), proposal, restep
-    )
-    new_updates = jax.tree_util.tree_map(
-      lambda n, p, g: (
-        (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
-      ),
-      new_params,
-      params,
-      updates,
-    )
-    steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
-    next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[level]
-    next_position = jnp.where(next_pending, 0, steps_done)
+      def power_step(args):
+        big_m, direction = args
+        _, _, hv = value_and_grad_and_hvp(params, direction)
+        theta, residual, _, v_next = power_stats(direction, hv)
+        raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
+        if adapt_max_curvature:
+          converged = residual <= 0.1 * jnp.abs(theta)
+          lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
+          raised = jnp.where(converged & (lowered < big_m), lowered, raised)
+        raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
+        return raised, v_next
 
-    new_state = ScaleByAdaptiveFractalState(
-      count=jnp.asarray(optax.safe_increment(state.count)),
-      position=next_position.astype(jnp.int32),
-      anchor=anchor,
-      anchor_value=anchor_value.astype(dtype),
-      grad=direction,
-      value=state.value,
-      max_curvature=big_m.astype(dtype),
-      min_curvature=m_eff.astype(dtype),
-      restarting=reject,
-      pending=next_pending,
-      num_accepted=state.num_accepted + accept.astype(jnp.int32),
-      num_rejected=state.num_rejected + reject.astype(jnp.int32),
-      num_hvps=num_hvps,
-      num_value_evals=num_value_evals,
-      level=level.astype(jnp.int32),
-      step_size=jnp.where(
-        reject & ~restepped, 0.0, eta_taken.astype(dtype)
-      ).astype(dtype),
-    )
-    return new_updates, new_state
+      big_m, direction = jax.lax.cond(
+        accept, power_step, lambda args: args, (big_m, direction)
+      )
+      num_hvps = num_hvps + accept.astype(jnp.int32)
+      m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
+
+      # The fractal step from ``params``; its result must be finite.
+      level = jnp.where(accept, jnp.maximum(state.level - 1, 0), state.level)
+      eta = step_size(level, position, m_eff, big_m)
+      proposal = jax.tree_util.tree_map(
+        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
+        params,
+        updates,
+      )
+      proposal_ok = _all_finite(proposal) & usable
+      reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
+
+      # Rejected: the failed displacement d from the anchor (the cycle end, or
+      # the non-finite proposal's finite part) is dominated by what the cycle
+      # amplified. One HVP at the anchor along d gives its Rayleigh quotient θ
+      # and, from the same pass, the anchor's gradient, so this update already
+      # takes the first step of the repaired cycle from the anchor.
+      def diagnose(args):
+        big_m, m_eff, direction = args
+        failed = jax.tree_util.tree_map(
+          lambda x, p: (
+            jnp.where(reject_end | ~jnp.isfinite(x), p, x)
+            if _is_float(p)
+            else p
+          ),
+          proposal,
+          params,
+        )
+        displacement = jax.tree_util.tree_map(
+          lambda x, a: (
+            (x - a).astype(x.dtype) if _is_float(x) else jnp.zeros_like(x)
+          ),
+          failed,
+          anchor,
+        )
+        d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
+        use_d = jnp.isfinite(d_norm) & (d_norm > 0)
+        probe = jax.tree_util.tree_map(
+          lambda d, v: jnp.where(
+            use_d, d / jnp.where(use_d, d_norm, 1.0), v
+          ).astype(v.dtype),
+          displacement,
+          direction,
+        )
+        f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
+        theta, residual, _, v_next = power_stats(probe, hv)
+        # The secant curvature along the failed segment, from the gradients at
+        # both ends on the same batch: (g(x_T) - g(a))·d = ‖d‖² h, h the mean of
+        # the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so h > M
+        # proves M too low somewhere on the path (θ sees only a). Gradients, not
+        # values: near the optimum f(x_T) - f(a) is below the loss's rounding,
+        # and that noise over ‖d‖² would raise M without bound.
+        gradient_change = jax.tree_util.tree_map(
+          lambda g_t, g: g_t - g, _float_part(updates), g_a
+        )
+        secant = _tree_vdot(gradient_change, displacement, dtype) / d_norm**2
+        secant = jnp.where(
+          reject_end & use_d & jnp.isfinite(secant), secant, -jnp.inf
+        )
+        seen = jnp.maximum(theta, secant)
+        too_low = seen * (1 + _MARGIN) > big_m
+        new_big_m = jnp.where(
+          too_low,
+          jnp.maximum(
+            jnp.maximum(
+              theta * (1 + 2 * _MARGIN) + residual, secant * (1 + 2 * _MARGIN)
+            ),
+            1.25 * big_m,
+          ),
+          big_m,
+        )
+        # m_eff already at its cap M/2: every step was below 2/M, so on a
+        # function whose curvature stays below M each step lowers the loss
+        # (the descent lemma) and the cycle cannot fail. It did: M is too low
+        # on the path (which may have jumped over a sharper region than
+        # either end shows). Without this the same cycle would repeat forever.
+        at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
+        new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
+        new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
+        new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
+        new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
+        new_level = jnp.minimum(level + 1, len(lengths) - 1)
+        eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
+        restep = jax.tree_util.tree_map(
+          lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
+          anchor,
+          g_a,
+        )
+        ok = jnp.isfinite(f_a) & _all_finite(restep)
+        restep = jax.tree_util.tree_map(
+          lambda r, a: jnp.where(ok, r, a), restep, anchor
+        )
+        return new_big_m, new_m_eff, v_next, restep, ok, new_level, eta0
+
+      def no_diagnose(args):
+        big_m, m_eff, direction = args
+        return big_m, m_eff, direction, anchor, jnp.asarray(False), level, eta
+
+      big_m, m_eff, direction, restep, restepped, level, eta_taken = (
+        jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
+      )
+      num_hvps = num_hvps + reject.astype(jnp.int32)
+
+      # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
+      # (or the anchor itself, if that step is not finite either).
+      new_params = jax.tree_util.tree_map(
+        lambda x, r: jnp.where(reject, r, x), proposal, restep
+      )
+      new_updates = jax.tree_util.tree_map(
+        lambda n, p, g: (
+          (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
+        ),
+        new_params,
+        params,
+        updates,
+      )
+      steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
+      next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[level]
+      next_position = jnp.where(next_pending, 0, steps_done)
+
+      new_state = ScaleByAdaptiveFractalState(
+        count=jnp.asarray(optax.safe_increment(state.count)),
+        position=next_position.astype(jnp.int32),
+        anchor=anchor,
+        anchor_value=anchor_value.astype(dtype),
+        grad=direction,
+        value=state.value,
+        max_curvature=big_m.astype(dtype),
+        min_curvature=m_eff.astype(dtype),
+        restarting=reject,
+        pending=next_pending,
+        num_accepted=state.num_accepted + accept.astype(jnp.int32),
+        num_rejected=state.num_rejected + reject.astype(jnp.int32),
+        num_hvps=num_hvps,
+        num_value_evals=num_value_evals,
+        level=level.astype(jnp.int32),
+        step_size=jnp.where(
+          reject & ~restepped, 0.0, eta_taken.astype(dtype)
+        ).astype(dtype),
+      )
+      return new_updates, new_state
+
+    return jax.lax.cond(in_cycle, step_in_cycle, cycle_update, None)
 
   # optax types an update's `state` as the whole OptState union; like every
   # optax transformation, this one narrows it to its own state NamedTuple.
