@@ -531,15 +531,19 @@ def scale_by_adaptive_fractal(
       & _all_finite(proposal)
     )
 
-    def step_in_cycle(_):
-      new_updates = jax.tree_util.tree_map(
+    def updates_to(new_params):
+      """The updates that move ``params`` to ``new_params``."""
+      return jax.tree_util.tree_map(
         lambda n, p, g: (
           (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
         ),
-        proposal,
+        new_params,
         params,
         updates,
       )
+
+    def step_in_cycle(_):
+      new_updates = updates_to(proposal)
       steps_done = state.position + 1
       next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[state.level]
       return new_updates, state._replace(
@@ -772,14 +776,7 @@ def scale_by_adaptive_fractal(
       new_params = jax.tree_util.tree_map(
         lambda x, r: jnp.where(reject, r, x), proposal, restep
       )
-      new_updates = jax.tree_util.tree_map(
-        lambda n, p, g: (
-          (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
-        ),
-        new_params,
-        params,
-        updates,
-      )
+      new_updates = updates_to(new_params)
       steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
       next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[level]
       next_position = jnp.where(next_pending, 0, steps_done)
