@@ -129,13 +129,11 @@ def _all_finite(tree: Any) -> jax.Array:
   (about 30 against 110 µs for 2^18 entries).
   """
   leaves = [
-    jnp.max(jnp.abs(x), initial=0).astype(jnp.float32)
+    jnp.isfinite(jnp.max(jnp.abs(x), initial=0))
     for x in jax.tree_util.tree_leaves(tree)
     if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
   ]
-  return (
-    jnp.all(jnp.isfinite(jnp.stack(leaves))) if leaves else jnp.asarray(True)
-  )
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def _is_float(x: Any) -> bool:
@@ -617,7 +615,6 @@ def scale_by_adaptive_fractal(
           pending, lambda _: loss(anchor), lambda _: anchor_value, None
         )
         num_value_evals = num_value_evals + pending.astype(jnp.int32)
-      usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
       # A rise within the rounding of the loss carries no curvature signal (near
       # the optimum f(x_T) and f(a) differ by less than their own rounding):
       # accept it, so that progress below the loss's resolution is kept.

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 import fractal_optax
+from fractal_optax._adaptive import _all_finite
 
 _DIM = 40
 
@@ -625,8 +626,6 @@ class AllFiniteTest(parameterized.TestCase):
     position=(0, 700, 1000),
   )
   def test_matches_numpy(self, dtype, bad, position):
-    from fractal_optax._adaptive import _all_finite  # noqa: PLC0415
-
     x = np.full(1001, 3.0, np.float32)
     x[-1] = 65504.0  # float16's largest finite value is finite.
     if bad is not None:
@@ -639,6 +638,12 @@ class AllFiniteTest(parameterized.TestCase):
     expected = bool(np.all(np.isfinite(x)))
     self.assertEqual(bool(_all_finite(tree)), expected)
     self.assertEqual(bool(jax.jit(_all_finite)(tree)), expected)
+
+  def test_float64_beyond_float32_range_is_finite(self):
+    with jax.enable_x64(True):
+      x = jnp.asarray([1e300, -1e300, 3.0], jnp.float64)
+      self.assertTrue(bool(jax.jit(_all_finite)({"x": x})))
+      self.assertFalse(bool(jax.jit(_all_finite)({"x": x.at[2].set(np.inf)})))
 
 
 class _Tiny(nnx.Module):
