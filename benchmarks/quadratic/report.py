@@ -42,7 +42,7 @@ def write_all(results: Results, workdir: str) -> list[str]:
   """Writes the JSON, the Markdown files and the figures; returns the paths."""
   texts = {"results.md": markdown(results), "summary.md": summary(results)}
   if results.get("adaptive"):  # Quoted on its own by the README and docs.
-    section = "\n".join(_adaptive_section(results["adaptive"], results))
+    section = "\n".join(_adaptive_section(results))
     texts["adaptive.md"] = section.replace("## ", "#### ", 1)
   paths = [os.path.join(workdir, "results.json")]
   files.write_json(paths[0], results)
@@ -201,7 +201,7 @@ def markdown(results: Results) -> str:
       ],
     ),
   ]
-  lines += _adaptive_section(results.get("adaptive"), results)
+  lines += _adaptive_section(results)
   lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]
   return "\n".join(lines)
 
@@ -324,11 +324,10 @@ def _adaptive_per_step(timing: dict[str, Any] | None) -> list[str]:
   ]
 
 
-def _adaptive_section(
-  adaptive: dict[str, Any] | None, results: Results | None = None
-) -> list[str]:
+def _adaptive_section(results: Results) -> list[str]:
   """The adaptive-vs-oracle table (evaluations and wall time to ε) and, from
   ``results["timing"]``, the steady cost per step against ``fractal_sgd``."""
+  adaptive = results.get("adaptive")
   if not adaptive:
     return []
   recs = adaptive["records"]
@@ -369,7 +368,7 @@ def _adaptive_section(
     _table(rows, list(rows[0]) if rows else []),
     _ADAPTIVE_NOTE,
     "",
-    *_adaptive_per_step((results or {}).get("timing")),
+    *_adaptive_per_step(results.get("timing")),
   ]
   defaults = adaptive.get("library_defaults") or {}
   shown = [
