@@ -37,8 +37,12 @@ _RELAX = 2.0
 # steps).
 _INIT_MIN_HVPS = 5
 _INIT_RTOL = 0.1
-# The first cycle is built for κ_eff <= T²/_FIRST_KAPPA_DIVISOR (docstring).
-_FIRST_KAPPA_DIVISOR = 8.0
+# The first cycle is built for κ_eff = min(M/m, _FIRST_KAPPA) (docstring).
+_FIRST_KAPPA = 32.0
+# An accepted cycle's power step lowers M only to below _LOWER · M: a cycle of
+# T steps amplifies curvature a fraction δ above its M by about cosh(2T√δ), so
+# a slightly low M costs far more than a slightly high one saves.
+_LOWER = 0.9
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
@@ -74,8 +78,9 @@ class ScaleByAdaptiveFractalState(NamedTuple):
     num_rejected: rejected cycles (the parameters went back to ``anchor``).
     num_hvps: Hessian-vector products spent (one costs about two gradients).
     num_value_evals: extra ``value_fn`` evaluations spent.
-    level: 0 while cycles have length ``T``; 1 after a rejection (the retry
-      has length ``T/2``), 0 again after an accepted cycle.
+    level: the current cycle's length is ``T / 2^level``: the shortest of
+      ``T, T/2, …`` (down to 4) that is at least ``√(M/m_eff)`` (``T`` if
+      none is).
     step_size: the step size η of the update that left this state (after a
       rejection, the first step of the repaired cycle from the anchor; 0 if
       that update returned the anchor itself), for logging.
@@ -164,7 +169,7 @@ def _float_part(tree: Any) -> Any:
 
 
 def scale_by_adaptive_fractal(
-  num_steps: int = 32,
+  num_steps: int = 1024,
   *,
   min_curvature: jax.typing.ArrayLike | None = None,
   l2_regularization: jax.typing.ArrayLike | None = None,
@@ -177,16 +182,26 @@ def scale_by_adaptive_fractal(
 ) -> optax.GradientTransformationExtraArgs:
   r"""Fractal Chebyshev descent that measures and repairs its own curvature.
 
-  The optimiser runs cycles of ``T`` gradient steps with the fractal
+  The optimiser runs cycles of ``T_k`` gradient steps with the fractal
   Chebyshev step sizes on ``[m_eff, M]`` (:func:`fractal_chebyshev_step_sizes`,
   rebuilt inside ``jit`` from the traced curvatures),
 
   .. math::
 
-    x_{t+1} = x_t - \eta^{\text{fractal}}_{t \bmod T}(m_\text{eff}, M)\,
+    x_{t+1} = x_t - \eta^{\text{fractal}}_{t \bmod T_k}(m_\text{eff}, M)\,
     \nabla f(x_t),
 
-  and checks every cycle. ``f`` is ``value_fn``, ``M`` an upper bound on its
+  and checks every cycle. ``T_k`` is the shortest of ``T, T/2, T/4, …``
+  (halved while even, down to 4) with :math:`T_k \ge \sqrt{M/m_\text{eff}}`
+  (``T`` if none is): each cycle contracts the error in its band by at least
+  :math:`\cosh 2 \approx 3.8`, at a per-step rate at least
+  :math:`\tfrac12 \ln\cosh 2 \approx 0.66` of the best any cycle length
+  reaches on a quadratic. Short cycles while ``κ_eff`` is
+  small test the quadratic model often and waste little when it fails; the
+  cycles lengthen as ``κ_eff`` grows, so that the rate becomes the
+  accelerated :math:`\sqrt{\kappa}` one (a fixed ``T`` below
+  :math:`\sqrt\kappa` only reaches a rate like gradient descent's, ``T``
+  times faster). ``f`` is ``value_fn``, ``M`` an upper bound on its
   curvature, ``m`` the lower bound the caller gives (exactly one of
   ``min_curvature``, ``l2_regularization`` or ``max_condition_number``) and
   ``m ≤ m_eff ≤ M/2`` the lower end the current cycle is built for
@@ -227,9 +242,9 @@ def scale_by_adaptive_fractal(
     step below ``2/M``, which lowers the loss of any function whose curvature
     stays below ``M`` (the descent lemma): M is too low somewhere on the path
     (a sharper region that the steps jumped over) and is doubled. The
-    repaired cycle is half as long (``T/2``, when ``T`` is even and at least
-    4; the next accepted cycle restores ``T``): its largest step is shorter
-    and another failure costs half as much. The update
+    repaired cycle's length follows its ``κ_eff`` (a 4× larger ``m_eff``
+    halves it): its largest step is shorter and another failure costs half
+    as much. The update
     then returns the first step of the repaired cycle from the anchor
     (``updates = a − η₀ ∇f(a) − x``), so a rejection wastes one gradient (the
     caller's at ``x_T``).
@@ -248,14 +263,16 @@ def scale_by_adaptive_fractal(
   benchmark). A ``max_curvature`` guess is kept when it is consistent
   with that measurement (between the largest Ritz value and the bound), so a
   guess 100× too low or too high is corrected before the first step.
-  The first cycle is built for ``m_eff = max(m, 8M/T²)`` (``κ_eff ≤ T²/8``,
-  at most ``M/2``), and each accepted cycle halves ``m_eff`` toward ``m``: at
-  the start point, where the quadratic model is least accurate, the largest
-  step is at most ``T²/(8M)`` instead of ``1/m``. A cycle of ``T`` steps on
-  ``[8M/T², M]`` already contracts by ``1/cosh(2√8) ≈ 0.007``; on MNIST-5k
-  logistic regression (λ = 1e-3, ``T = 32``) this start takes 197
-  evaluations and no rejection, against 266 and five rejections from
-  ``m_eff = m``.
+  The first cycle is built for ``m_eff = max(m, M/32)`` (``κ_eff ≤ 32``, a
+  cycle of 8 steps; ``m_eff`` at most ``M/2``), and each accepted cycle
+  halves ``m_eff`` toward ``m`` (``κ_eff`` doubles, the cycle grows by
+  about √2): at the start point, where the quadratic model is least
+  accurate, the largest step is about ``32/M`` instead of ``1/m``, and a
+  cycle that fails there costs a few gradients. An accepted cycle's power
+  step lowers ``M`` only to below ``0.9 M`` (a long cycle built for an ``M``
+  a fraction ``δ`` below the top curvature amplifies it by about
+  :math:`\cosh(2T_k\sqrt\delta)`, so small decreases cost more than they
+  save).
 
   **Guarantees.** (1) Parameters stay finite: every update is checked before it
   is returned (the loss there may still be non-finite: that is caught at the
@@ -296,9 +313,10 @@ def scale_by_adaptive_fractal(
   cycle. The state counts them: ``count + num_value_evals + 2 · num_hvps``.
 
   Args:
-    num_steps: ``T``, the cycle length, a static positive int (a power of two
-      keeps the fractal order's stability guarantee); a cycle after a
-      rejection has length ``T/2``.
+    num_steps: ``T``, the longest cycle, a static positive int (a power of
+      two keeps the fractal order's stability guarantee); cycles have length
+      ``T / 2^j``, the shortest that ``κ_eff`` asks for (see above). Beyond
+      ``κ_eff = T²`` the rate is no longer accelerated.
     min_curvature: ``m > 0``, a lower bound on the curvature of ``value_fn``.
     l2_regularization: ``λ > 0`` when ``value_fn`` already includes
       ``½ λ ‖x‖²`` on a convex loss: ``m = λ``.
@@ -409,9 +427,17 @@ def scale_by_adaptive_fractal(
     )
   del big_m_float  # A guess below m is allowed: it is measured and raised.
 
-  # The cycle lengths: T, and T/2 for the retry after a rejection.
-  halvable = num_steps % 2 == 0 and num_steps >= 4
-  lengths = (num_steps, num_steps // 2) if halvable else (num_steps,)
+  # The cycle lengths T, T/2, … (halved while even, down to 4).
+  lengths = [num_steps]
+  while lengths[-1] % 2 == 0 and lengths[-1] >= 8:
+    lengths.append(lengths[-1] // 2)
+  lengths = tuple(lengths)
+
+  def cycle_level(m_eff, big_m):
+    """The index of the shortest length ``t`` with ``t² ≥ M/m_eff`` (0 if
+    none): a cycle that contracts its band by at least ``cosh(2)``."""
+    long_enough = jnp.asarray([float(t) ** 2 for t in lengths]) >= big_m / m_eff
+    return jnp.maximum(jnp.sum(long_enough.astype(jnp.int32)) - 1, 0)
 
   def step_size(level, position, m_eff, big_m):
     """Step ``position`` of the cycle of length ``lengths[level]``."""
@@ -598,9 +624,7 @@ def scale_by_adaptive_fractal(
         first, measure, lambda _: (big_m, jnp.zeros((), jnp.int32)), None
       )
       num_hvps = num_hvps + num_init
-      m_first = jnp.maximum(
-        m_floor(big_m), big_m * (_FIRST_KAPPA_DIVISOR / num_steps**2)
-      )
+      m_first = jnp.maximum(m_floor(big_m), big_m / _FIRST_KAPPA)
       m_eff = jnp.where(first, m_first, m_eff)  # Clipped to M/2 below.
       anchor = jax.tree_util.tree_map(
         lambda p, a: jnp.where(first, p, a), params, anchor
@@ -656,7 +680,9 @@ def scale_by_adaptive_fractal(
         if adapt_max_curvature:
           converged = residual <= 0.1 * jnp.abs(theta)
           lowered = jnp.maximum((theta + residual) * (1 + _MARGIN), 0.5 * big_m)
-          raised = jnp.where(converged & (lowered < big_m), lowered, raised)
+          raised = jnp.where(
+            converged & (lowered < _LOWER * big_m), lowered, raised
+          )
         raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
         return raised, v_next
 
@@ -667,7 +693,11 @@ def scale_by_adaptive_fractal(
       m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
 
       # The fractal step from ``params``; its result must be finite.
-      level = jnp.where(accept, jnp.maximum(state.level - 1, 0), state.level)
+      # A new cycle (the first, or after an accepted end) gets the length its
+      # κ_eff asks for.
+      level = jnp.where(
+        accept | first, cycle_level(m_eff, big_m), state.level
+      )
       eta = step_size(level, position, m_eff, big_m)
       proposal = jax.tree_util.tree_map(
         lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
@@ -746,7 +776,7 @@ def scale_by_adaptive_fractal(
         new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
         new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
         new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
-        new_level = jnp.minimum(level + 1, len(lengths) - 1)
+        new_level = cycle_level(new_m_eff, new_big_m)
         eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
         restep = jax.tree_util.tree_map(
           lambda a, g: (a - eta0 * g).astype(a.dtype) if _is_float(a) else a,
@@ -811,7 +841,7 @@ def scale_by_adaptive_fractal(
 
 
 def adaptive_fractal_sgd(
-  num_steps: int = 32,
+  num_steps: int = 1024,
   *,
   min_curvature: jax.typing.ArrayLike | None = None,
   l2_regularization: jax.typing.ArrayLike | None = None,

@@ -129,18 +129,20 @@ class AdaptiveFractalTest(chex.TestCase):
     opt = fractal_optax.adaptive_fractal_sgd(
       t, min_curvature=1.0 / kappa, max_curvature=guess
     )
+    # Cycles of 8 steps on [M/32, M] and [M/64, M], then of 16 on [m, M].
     losses, state, _ = _run(opt, loss, x0, 3 * t, variant=jax.jit)
     # M was measured at the first update: above λ_max = 1, with a margin.
     self.assertBetween(float(state.max_curvature), 1.0, 1.2)
     self.assertEqual(int(state.num_rejected), 0)
-    # The third cycle's end is tested at the next update, on its value.
-    self.assertEqual(int(state.num_accepted), 2)
+    # The fourth cycle's end is tested at the next update, on its value.
+    self.assertEqual(int(state.num_accepted), 3)
     self.assertTrue(bool(state.pending))
-    # Three cycles on [m, M] contract like the Chebyshev bound.
+    # The two cycles on [m, M] contract like the Chebyshev bound; the first
+    # two, built for narrower bands, do not expand anything in [0, M].
     bound = fractal_optax.chebyshev_error_bound(
       t, 1.0 / kappa, float(state.max_curvature)
     )
-    self.assertLess(losses[-1], losses[0] * (2 * bound**3) ** 2)
+    self.assertLess(losses[-1], losses[0] * (2 * bound**2) ** 2)
 
   @parameterized.named_parameters(("float32", jnp.float32), ("float64", None))
   def test_first_m_resolves_the_top_under_dominant_negative_curvature(
@@ -180,33 +182,36 @@ class AdaptiveFractalTest(chex.TestCase):
     kappa, t = 1e3, 32
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(t, min_curvature=1.0 / kappa)
-    _, state, x = _run(opt, loss, x0, t, variant=jax.jit)
+    # The first cycle is built for κ_eff = min(κ, 32) (here 32 < κ); its
+    # length is the shortest of T, T/2, … with length² ≥ κ_eff: 8.
+    first = 8
+    _, state, x = _run(opt, loss, x0, first, variant=jax.jit)
+    self.assertTrue(bool(state.pending))  # The cycle ended after 8 steps.
     big_m = float(state.max_curvature)
-    # The first cycle is built for κ_eff = min(κ, T²/8) (here 128 < κ).
-    m_first = max(1.0 / kappa, 8.0 * big_m / t**2)
+    m_first = max(1.0 / kappa, big_m / 32)
     np.testing.assert_allclose(float(state.min_curvature), m_first, rtol=1e-6)
-    ref = fractal_optax.fractal_sgd(t, m_first, big_m)
-    _, _, x_ref = _run(ref, loss, x0, t, variant=jax.jit)
+    ref = fractal_optax.fractal_sgd(first, m_first, big_m)
+    _, _, x_ref = _run(ref, loss, x0, first, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-4, atol=1e-6)
 
   def test_step_size_is_the_step_taken(self):
-    # No rejection on this quadratic: update i steps by the fractal step i mod
-    # T on [m_k, M], m_k = max(m, 8M/T² / 2^k) in cycle k (the first cycle's
-    # κ_eff is T²/8 = 8, and each accepted cycle halves m_eff toward m), and
-    # ``state.step_size`` reports exactly that η.
-    kappa, t = 1e2, 8
+    # No rejection on this quadratic: cycle k takes the fractal steps on
+    # [m_k, M], m_k = max(m, M/32 / 2^k) (the first κ_eff is 32, and each
+    # accepted cycle halves m_eff toward m), with T_k the shortest of T, T/2,
+    # … with T_k² ≥ M/m_k (T if none is), and ``state.step_size`` reports
+    # exactly that η.
+    kappa, t = 1e2, 16
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(
       t, min_curvature=1 / kappa, max_curvature=1.0, num_init_hvps=0
     )
     update = jax.jit(_bind(opt, loss))
-    cycles = [max(0.01, 0.125 / 2**k) for k in range(5)]
-    self.assertEqual(cycles[-1], 0.01)  # The last cycle reaches m.
+    cycles = [(8, 1 / 32), (8, 1 / 64), (16, 0.01), (16, 0.01)]
     steps = np.concatenate(
-      [fractal_optax.fractal_chebyshev_step_sizes(t, m, 1.0) for m in cycles]
+      [fractal_optax.fractal_chebyshev_step_sizes(n, m, 1.0) for n, m in cycles]
     )
     state, x = opt.init(x0), x0
-    for i in range(len(cycles) * t):
+    for i in range(steps.size):
       value, grad = jax.value_and_grad(loss)(x)
       updates, state = update(grad, state, x, value)
       np.testing.assert_allclose(float(state.step_size), steps[i], 1e-6)
@@ -244,9 +249,9 @@ class AdaptiveFractalTest(chex.TestCase):
     # Independent model of the cycle ends: update ``next_end`` tests the end
     # on the caller's value against the anchor's (beyond the loss's rounding)
     # or by the strong-convexity bound g·d ≤ ½ λ ‖d‖²; that update also takes
-    # the first step of the next cycle, of length t after an accepted end and
-    # t/2 after a rejected one.
-    next_end, anchor, accepted, rejected = t, None, 0, 0
+    # the first step of the next cycle, whose length is the shortest of t,
+    # t/2, … (down to 4) whose square is at least M/m_eff (t if none is).
+    next_end, anchor, accepted, rejected = 0, None, 0, 0
     for i in range(12 * t):
       value, grad = value_and_grad(x)
       if i == 0:
@@ -255,17 +260,21 @@ class AdaptiveFractalTest(chex.TestCase):
         d = np.asarray(x, np.float64) - anchor_x
         certified = np.asarray(grad, np.float64) @ d <= 0.5 * 1e-2 * (d @ d)
         if float(value) <= anchor + _slack(anchor) or certified:
-          anchor, accepted, length = float(value), accepted + 1, t
+          anchor, accepted = float(value), accepted + 1
           anchor_x = np.asarray(x, np.float64)
         else:
-          rejected, length = rejected + 1, t // 2
-        next_end = i + length
+          rejected += 1
       updates, state = update(grad, state, x, value)
       x = optax.apply_updates(x, updates)
       anchors.append(float(state.anchor_value))
+      if i == next_end:
+        kappa_eff = float(state.max_curvature) / float(state.min_curvature)
+        length = min((n for n in (t, t // 2, t // 4) if n * n >= kappa_eff),
+                     default=t)
+        self.assertEqual(t >> int(state.level), length)
+        next_end = i + length
       if bool(state.restarting):  # Back at the anchor, one step taken.
         self.assertEqual(int(state.position), 1)
-        self.assertEqual(int(state.level), 1)
     anchors = np.asarray(anchors)
     self.assertTrue(
       np.all(np.diff(anchors) <= _slack(anchors[:-1])),
