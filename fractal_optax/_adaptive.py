@@ -695,9 +695,7 @@ def scale_by_adaptive_fractal(
       # The fractal step from ``params``; its result must be finite.
       # A new cycle (the first, or after an accepted end) gets the length its
       # κ_eff asks for.
-      level = jnp.where(
-        accept | first, cycle_level(m_eff, big_m), state.level
-      )
+      level = jnp.where(accept | first, cycle_level(m_eff, big_m), state.level)
       eta = step_size(level, position, m_eff, big_m)
       proposal = jax.tree_util.tree_map(
         lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,

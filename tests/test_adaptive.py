@@ -269,8 +269,9 @@ class AdaptiveFractalTest(chex.TestCase):
       anchors.append(float(state.anchor_value))
       if i == next_end:
         kappa_eff = float(state.max_curvature) / float(state.min_curvature)
-        length = min((n for n in (t, t // 2, t // 4) if n * n >= kappa_eff),
-                     default=t)
+        length = min(
+          (n for n in (t, t // 2, t // 4) if n * n >= kappa_eff), default=t
+        )
         self.assertEqual(t >> int(state.level), length)
         next_end = i + length
       if bool(state.restarting):  # Back at the anchor, one step taken.
