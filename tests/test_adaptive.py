@@ -251,9 +251,12 @@ class AdaptiveFractalTest(chex.TestCase):
     # or by the strong-convexity bound g·d ≤ ½ λ ‖d‖²; that update also takes
     # the first step of the next cycle, whose length is the shortest of t,
     # t/2, … (down to 4) whose square is at least M/m_eff (t if none is).
+    # An accepted cycle halves m_eff, unless it repaired a rejected one.
     next_end, anchor, accepted, rejected = 0, None, 0, 0
+    retry, held = False, 0
     for i in range(12 * t):
       value, grad = value_and_grad(x)
+      m_before = float(state.min_curvature)
       if i == 0:
         anchor, anchor_x = float(value), np.asarray(x, np.float64)
       elif i == next_end:
@@ -262,9 +265,18 @@ class AdaptiveFractalTest(chex.TestCase):
         if float(value) <= anchor + _slack(anchor) or certified:
           anchor, accepted = float(value), accepted + 1
           anchor_x = np.asarray(x, np.float64)
+          relaxed = m_before if retry else m_before / 2
+          retry, held = False, held + retry
         else:
-          rejected += 1
+          rejected, relaxed, retry = rejected + 1, None, True
       updates, state = update(grad, state, x, value)
+      if i and i == next_end and relaxed is not None:
+        big_m = float(state.max_curvature)
+        np.testing.assert_allclose(
+          float(state.min_curvature),
+          np.clip(relaxed, 1e-2, 0.5 * big_m),
+          rtol=1e-6,
+        )
       x = optax.apply_updates(x, updates)
       anchors.append(float(state.anchor_value))
       if i == next_end:
@@ -283,6 +295,7 @@ class AdaptiveFractalTest(chex.TestCase):
     )
     self.assertGreater(rejected, 0)
     self.assertGreater(accepted, 0)
+    self.assertGreater(held, 0)  # A repaired cycle was accepted.
     self.assertEqual(int(state.num_accepted), accepted)
     self.assertEqual(int(state.num_rejected), rejected)
     # Cost: 5 Lanczos HVPs, then one HVP per accepted (power step) and per
