@@ -588,8 +588,9 @@ class AdaptiveFractalTest(chex.TestCase):
       w = optax.apply_updates(w, updates)
     full = lambda w: jnp.mean(jax.vmap(lambda b: loss(w, b))(data))
     # Batch Hessians differ from the one M was measured on: some cycles are
-    # rejected, m_eff rises, and the full loss still falls.
-    self.assertLess(float(full(w)), 1e-2 * float(full(jnp.zeros(3))))
+    # rejected, m_eff rises, and the full loss at the last accepted cycle end
+    # still falls (inside a cycle nothing is promised).
+    self.assertLess(float(full(state.anchor)), 1e-2 * float(full(jnp.zeros(3))))
     # One recheck of the anchor per tested cycle end.
     self.assertGreater(int(state.num_rejected), 0)
     self.assertEqual(
