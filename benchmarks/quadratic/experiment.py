@@ -558,7 +558,8 @@ def adaptive(config: Config, progress: Progress) -> dict[str, Any]:
 
   * ``oracle``: ``fractal_sgd(T, m, M)`` repeated (it knows ``[m, M]``);
   * ``adaptive``: ``adaptive_fractal_sgd(T, min_curvature=m,
-    max_curvature=guess·M)`` with the library's defaults, given
+    max_curvature=guess·M)`` (``T`` its longest cycle) with the library's
+    defaults, given
     ``value=f(x)``, ``grad`` and ``value_fn=f`` (``problems.loss``, the plain
     ``½xᵀAx − bᵀx`` in float32); it gives up after ``adaptive_budget`` times
     the oracle's iterations;

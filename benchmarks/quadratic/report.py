@@ -271,7 +271,8 @@ def _orders_section(orders: dict[str, Any]) -> list[str]:
 _ADAPTIVE_NOTE = (
   "`adaptive_fractal_sgd(T, min_curvature=m, max_curvature=guess·M)` "
   "(library defaults; m exact) against the oracle `fractal_sgd(T, m, M)` "
-  "repeated, same T (the smallest power of two ≥ √κ). Evaluations to ε "
+  "repeated, same T (the smallest power of two ≥ √κ; the adaptive run's "
+  "longest cycle, its first cycles are shorter). Evaluations to ε "
   "count value-and-gradient calls plus extra loss evaluations plus 2 per "
   "HVP (adaptive: the Lanczos HVPs at the start, one per accepted "
   "cycle, one per rejection). `single cycle T`: one fractal cycle of the "

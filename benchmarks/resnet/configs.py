@@ -31,8 +31,8 @@ class Config:
   num_steps: int = 600  # Steps of a run and of each compared run.
   learning_rate: float = 1.0  # Base rate of a single run (mode=train).
   # Or fractal (fractal_sgd's repeated cycle) or adaptive
-  # (adaptive_fractal_sgd: T = fractal_num_steps, m = M / fractal_kappa, M
-  # measured; no base rate).
+  # (adaptive_fractal_sgd: longest cycle T = fractal_num_steps, m = M /
+  # fractal_kappa, M measured; no base rate).
   schedule: str = "constant"
   momentum: float = 0.0  # Heavy ball (0: plain SGD).
   nesterov: bool = False
