@@ -196,11 +196,11 @@ def scale_by_adaptive_fractal(
 
   and checks every cycle. ``T_k`` is the shortest of ``T, T/2, T/4, …``
   (halved while even, down to 4) with :math:`T_k \ge \sqrt{M/m_\text{eff}}`
-  (``T`` if none is): each cycle contracts the error in its band by at least
-  :math:`\cosh 2 \approx 3.8`, at a per-step rate at least
-  :math:`\tfrac12 \ln\cosh 2 \approx 0.66` of the best any cycle length
-  reaches on a quadratic. Short cycles while ``κ_eff`` is
-  small test the quadratic model often and waste little when it fails; the
+  (``T`` if none is): unless capped at ``T``, each cycle contracts the error
+  in its band by at least :math:`\cosh 2 \approx 3.8`, at a per-step rate at
+  least :math:`\tfrac12 \ln\cosh 2 \approx 0.66` of the best any cycle
+  length reaches on a quadratic. Short cycles while ``κ_eff`` is small test
+  the quadratic model often and waste little when it fails; the
   cycles lengthen as ``κ_eff`` grows, so that the rate becomes the
   accelerated :math:`\sqrt{\kappa}` one (a fixed ``T`` below
   :math:`\sqrt\kappa` only reaches a rate like gradient descent's, ``T``
@@ -226,8 +226,7 @@ def scale_by_adaptive_fractal(
     step of the next cycle, and ``m_eff`` relaxes halfway back to ``m``
     (unless the cycle repaired a rejected one: then ``m_eff`` is kept one
     more cycle, so a failed ``κ_eff`` is retried after three accepted
-    cycles, not two; on Fashion-MNIST logistic regression this halved the
-    rejections at λ = 1e-2). One
+    cycles, not two). One
     HVP at ``x_T`` is one step of power iteration (warm-started across
     cycles) that can raise or lower ``M`` (``adapt_max_curvature``): the top
     of the Hessian moves as the iterate does (Fashion-MNIST logistic
