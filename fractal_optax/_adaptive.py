@@ -35,10 +35,10 @@ _RELAX = 2.0
 # The first M is measured by at least _INIT_MIN_HVPS Lanczos steps, then until
 # the top Ritz value's residual is at most _INIT_RTOL of it (or num_init_hvps
 # steps).
-_INIT_MIN_HVPS = 5
+_INIT_MIN_HVPS = 3
 _INIT_RTOL = 0.1
 # The first cycle is built for κ_eff = min(M/m, _FIRST_KAPPA) (docstring).
-_FIRST_KAPPA = 32.0
+_FIRST_KAPPA = 16.0
 # An accepted cycle's power step lowers M only to below _LOWER · M: a cycle of
 # T steps amplifies curvature a fraction δ above its M by about cosh(2T√δ), so
 # a slightly low M costs far more than a slightly high one saves.
@@ -194,12 +194,13 @@ def scale_by_adaptive_fractal(
     x_{t+1} = x_t - \eta^{\text{fractal}}_{t \bmod T_k}(m_\text{eff}, M)\,
     \nabla f(x_t),
 
-  and checks every cycle. ``T_k`` is the shortest of ``T, T/2, T/4, …``
-  (halved while even, down to 4) with :math:`T_k \ge \sqrt{M/m_\text{eff}}`
-  (``T`` if none is): unless capped at ``T``, each cycle contracts the error
-  in its band by at least :math:`\cosh 2 \approx 3.8`, at a per-step rate at
-  least :math:`\tfrac12 \ln\cosh 2 \approx 0.66` of the best any cycle
-  length reaches on a quadratic. Short cycles while ``κ_eff`` is small test
+  and checks every cycle. ``T_k`` is the shortest of ``T, ⌈T/2⌉, ⌈T/4⌉,
+  …`` (down to 4-7; to 4 for a power of two) with
+  :math:`T_k \ge \sqrt{M/m_\text{eff}}` (``T`` if none is): unless capped
+  at ``T``, each cycle contracts the error in its band by at least
+  :math:`\cosh 2 \approx 3.8`, at a per-step rate at least
+  :math:`\tfrac12 \ln\cosh 2 \approx 0.66` of the best any cycle length
+  reaches on a quadratic. Short cycles while ``κ_eff`` is small test
   the quadratic model often and waste little when it fails; the
   cycles lengthen as ``κ_eff`` grows, so that the rate becomes the
   accelerated :math:`\sqrt{\kappa}` one (a fixed ``T`` below
@@ -260,25 +261,25 @@ def scale_by_adaptive_fractal(
     returns the anchor itself.
 
   ``M`` is first measured at the first update by Lanczos steps at the initial
-  parameters: 5, then more until the top Ritz value ``θ`` is positive with a
-  residual ``r ≤ 0.1 θ`` (at most ``num_init_hvps`` steps in all), as ``(θ +
-  r)`` plus a rounding allowance and a 5% margin. A convex loss usually stops
-  at 5; where negative curvature dominates the Hessian, as at a network's
-  initialisation, the first Krylov vectors resolve the bottom of the spectrum
-  and 5 steps can miss the top by 10× (9-15 resolve it on the ResNet
-  benchmark). A ``max_curvature`` guess is kept when it is consistent
-  with that measurement (between the largest Ritz value and the bound), so a
-  guess 100× too low or too high is corrected before the first step.
-  The first cycle is built for ``m_eff = max(m, M/32)`` (``κ_eff ≤ 32``, a
-  cycle of 8 steps; ``m_eff`` at most ``M/2``), and each accepted cycle
-  (but a repair's) halves ``m_eff`` toward ``m`` (``κ_eff`` doubles, the
-  cycle grows by about √2): at the start point, where the quadratic model is
-  least accurate, the largest step is about ``32/M`` instead of ``1/m``, and a
-  cycle that fails there costs a few gradients. An accepted cycle's power
-  step lowers ``M`` only to below ``0.9 M`` (a long cycle built for an ``M``
-  a fraction ``δ`` below the top curvature amplifies it by about
-  :math:`\cosh(2T_k\sqrt\delta)`, so small decreases cost more than they
-  save).
+  parameters: 3, then more until the top Ritz value ``θ`` is positive with a
+  residual ``r ≤ 0.1 θ`` (at most ``num_init_hvps`` steps in all), as
+  ``(θ + r)`` plus a rounding allowance and a 5% margin. A convex loss often
+  stops at 3 (the logistic-regression benchmarks do); where negative curvature
+  dominates the Hessian, as at a network's initialisation, the first Krylov
+  vectors resolve the bottom of the spectrum and a few steps can miss the top by
+  10× (9-15 resolve it on the ResNet benchmark). A ``max_curvature`` guess is
+  kept when it is consistent with that measurement (between the largest Ritz
+  value and the bound), so a guess 100× too low or too high is corrected before
+  the first step. The first cycle is built for ``m_eff = max(m, M/16)``
+  (``κ_eff ≤ 16``, a cycle of 4 steps for a power-of-two ``T``; ``m_eff`` at
+  most ``M/2``), and each accepted cycle (but a repair's) halves ``m_eff``
+  toward ``m`` (``κ_eff`` doubles, the cycle grows by about √2): at the start
+  point, where the quadratic model is least accurate, the largest step is about
+  ``16/M`` instead of ``1/m``, and a cycle that fails there costs a few
+  gradients. An accepted cycle's power step lowers ``M`` only to below ``0.9 M``
+  (a long cycle built for an ``M`` a fraction ``δ`` below the top curvature
+  amplifies it by about :math:`\cosh(2T_k\sqrt\delta)`, so small decreases cost
+  more than they save).
 
   **Guarantees.** (1) Parameters stay finite: every update is checked before it
   is returned (the loss there may still be non-finite: that is caught at the
@@ -433,10 +434,10 @@ def scale_by_adaptive_fractal(
     )
   del big_m_float  # A guess below m is allowed: it is measured and raised.
 
-  # The cycle lengths T, T/2, … (halved while even, down to 4).
+  # The cycle lengths T, ⌈T/2⌉, ⌈T/4⌉, … (down to 4-7; to 4 for a power of 2).
   lengths = [num_steps]
-  while lengths[-1] % 2 == 0 and lengths[-1] >= 8:
-    lengths.append(lengths[-1] // 2)
+  while lengths[-1] >= 8:
+    lengths.append(-(-lengths[-1] // 2))
   lengths = tuple(lengths)
 
   def cycle_level(m_eff, big_m):
