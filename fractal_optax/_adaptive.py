@@ -31,7 +31,7 @@ _MARGIN = 0.05
 # A rejected cycle whose failure is not explained by M multiplies m_eff by
 # _RAISE; an accepted cycle divides it by _RELAX, down to the floor m.
 _RAISE = 4.0
-_RELAX = 2.0
+_RELAX = 3.0
 # The first M is measured by at least _INIT_MIN_HVPS Lanczos steps, then until
 # the top Ritz value's residual is at most _INIT_RTOL of it (or num_init_hvps
 # steps).
@@ -80,9 +80,9 @@ class ScaleByAdaptiveFractalState(NamedTuple):
     num_rejected: rejected cycles (the parameters went back to ``anchor``).
     num_hvps: Hessian-vector products spent (one costs about two gradients).
     num_value_evals: extra ``value_fn`` evaluations spent.
-    level: the current cycle's length is ``T / 2^level``: the shortest of
-      ``T, T/2, …`` (down to 4) that is at least ``√(M/m_eff)`` (``T`` if
-      none is).
+    level: the current cycle's length is ``T`` halved (rounding up)
+      ``level`` times: the shortest of ``T, ⌈T/2⌉, …`` (down to 4-7) that is
+      at least ``√(M/m_eff)`` (``T`` if none is).
     step_size: the step size η of the update that left this state (after a
       rejection, the first step of the repaired cycle from the anchor; 0 if
       that update returned the anchor itself), for logging.
@@ -215,24 +215,25 @@ def scale_by_adaptive_fractal(
 
   * **Accept** when :math:`f(x_T) \le f(a) + 8\,\epsilon\,|f(a)|`, ``a`` the
     anchor (the start of the cycle) and :math:`\epsilon` the dtype's machine
-    epsilon (a rise that small is below the loss's resolution), or, when
-    ``m`` is a lower bound on the curvature (``min_curvature`` or
-    ``l2_regularization``), when :math:`\nabla f(x_T)^\top d \le \tfrac12
-    m \|d\|^2`, :math:`d = x_T - a`: strong convexity gives
-    :math:`f(x_T) - f(a) \le \nabla f(x_T)^\top d - \tfrac12 m \|d\|^2`,
-    so the loss fell, whatever its rounding shows (a loss that cancels, such
-    as ``optax.losses.log_cosh`` near 0, is rounded far above
-    :math:`\epsilon |f|`). ``value`` and the gradient there must be finite.
-    Then ``x_T`` becomes the anchor and the caller's gradient is the first
-    step of the next cycle, and ``m_eff`` relaxes halfway back to ``m``
-    (unless the cycle repaired a rejected one: then ``m_eff`` is kept one
-    more cycle, so a failed ``κ_eff`` is retried after three accepted
-    cycles, not two). One
-    HVP at ``x_T`` is one step of power iteration (warm-started across
-    cycles) that can raise or lower ``M`` (``adapt_max_curvature``): the top
-    of the Hessian moves as the iterate does (Fashion-MNIST logistic
-    regression at λ = 0.1: 11.3 at the start, 15.6 at the optimum), and a
-    cycle built for an ``M`` below it amplifies the components above ``M``.
+    epsilon (a rise that small is below the loss's resolution), or, when ``m``
+    is a lower bound on the curvature (``min_curvature`` or
+    ``l2_regularization``), when
+    :math:`\nabla f(x_T)^\top d \le \tfrac12 m \|d\|^2`, :math:`d = x_T - a`:
+    strong convexity gives
+    :math:`f(x_T) - f(a) \le \nabla f(x_T)^\top d - \tfrac12 m \|d\|^2`, so the
+    loss fell, whatever its rounding shows (a loss that cancels, such as
+    ``optax.losses.log_cosh`` near 0, is rounded far above
+    :math:`\epsilon |f|`). ``value`` and the gradient there must be finite. Then
+    ``x_T`` becomes the anchor and the caller's gradient is the first step of
+    the next cycle, and ``m_eff`` is divided by 3, down to ``m`` (unless the
+    cycle repaired a rejected one: then ``m_eff`` is kept one more cycle, so
+    after a failure, which multiplies ``m_eff`` by 4, the third accepted cycle,
+    not the second, is the first built past the failed ``κ_eff``). One HVP at
+    ``x_T`` is one step of power iteration (warm-started across cycles) that can
+    raise or lower ``M`` (``adapt_max_curvature``): the top of the Hessian moves
+    as the iterate does (Fashion-MNIST logistic regression at λ = 0.1: 11.3 at
+    the start, 15.6 at the optimum), and a cycle built for an ``M`` below it
+    amplifies the components above ``M``.
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
     gradient there and the HVP along the failed displacement :math:`d = x_T -
     a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
@@ -272,8 +273,8 @@ def scale_by_adaptive_fractal(
   value and the bound), so a guess 100× too low or too high is corrected before
   the first step. The first cycle is built for ``m_eff = max(m, M/16)``
   (``κ_eff ≤ 16``, a cycle of 4 steps for a power-of-two ``T``; ``m_eff`` at
-  most ``M/2``), and each accepted cycle (but a repair's) halves ``m_eff``
-  toward ``m`` (``κ_eff`` doubles, the cycle grows by about √2): at the start
+  most ``M/2``), and each accepted cycle (but a repair's) divides ``m_eff`` by 3
+  toward ``m`` (``κ_eff`` triples, the cycle grows by about √3): at the start
   point, where the quadratic model is least accurate, the largest step is about
   ``16/M`` instead of ``1/m``, and a cycle that fails there costs a few
   gradients. An accepted cycle's power step lowers ``M`` only to below ``0.9 M``
@@ -322,7 +323,7 @@ def scale_by_adaptive_fractal(
   Args:
     num_steps: ``T``, the longest cycle, a static positive int (a power of
       two keeps the fractal order's stability guarantee); cycles have length
-      ``T / 2^j``, the shortest that ``κ_eff`` asks for (see above). Beyond
+      ``T, ⌈T/2⌉, …``, the shortest that ``κ_eff`` asks for (see above). Beyond
       ``κ_eff = T²`` the rate is no longer accelerated.
     min_curvature: ``m > 0``, a lower bound on the curvature of ``value_fn``.
     l2_regularization: ``λ > 0`` when ``value_fn`` already includes

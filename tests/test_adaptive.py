@@ -114,7 +114,7 @@ class AdaptiveFractalTest(chex.TestCase):
     opt = fractal_optax.adaptive_fractal_sgd(
       8, min_curvature=0.01, max_curvature=0.01
     )
-    # Cycles of 4 steps (κ_eff = 16) and 8: two cycle ends are tested.
+    # Cycles of 4 steps (κ_eff = 16) and 8 (48): two cycle ends are tested.
     _, state, x = _run(opt, loss, x0, 13, variant=self.variant)
     _, state_ref, x_ref = _run(opt, loss, x0, 13, variant=jax.jit)
     chex.assert_trees_all_close(x, x_ref, rtol=1e-5, atol=1e-7)
@@ -133,17 +133,16 @@ class AdaptiveFractalTest(chex.TestCase):
     opt = fractal_optax.adaptive_fractal_sgd(
       t, min_curvature=1.0 / kappa, max_curvature=guess
     )
-    # Cycles of 4 steps on [M/16, M], of 8 on [M/32, M] and [M/64, M], then
-    # of 16 on [m, M].
-    losses, state, _ = _run(opt, loss, x0, 4 + 8 + 8 + 2 * t, variant=jax.jit)
+    # Cycles of 4 steps on [M/16, M], of 8 on [M/48, M], then of 16 on [m, M].
+    losses, state, _ = _run(opt, loss, x0, 4 + 8 + 2 * t, variant=jax.jit)
     # M was measured at the first update: above λ_max = 1, with a margin.
     self.assertBetween(float(state.max_curvature), 1.0, 1.2)
     self.assertEqual(int(state.num_rejected), 0)
-    # The fifth cycle's end is tested at the next update, on its value.
-    self.assertEqual(int(state.num_accepted), 4)
+    # The fourth cycle's end is tested at the next update, on its value.
+    self.assertEqual(int(state.num_accepted), 3)
     self.assertTrue(bool(state.pending))
     # The two cycles on [m, M] contract like the Chebyshev bound; the first
-    # three, built for narrower bands, do not expand anything in [0, M].
+    # two, built for narrower bands, do not expand anything in [0, M].
     bound = fractal_optax.chebyshev_error_bound(
       t, 1.0 / kappa, float(state.max_curvature)
     )
@@ -204,17 +203,17 @@ class AdaptiveFractalTest(chex.TestCase):
 
   def test_step_size_is_the_step_taken(self):
     # No rejection on this quadratic: cycle k takes the fractal steps on
-    # [m_k, M], m_k = max(m, M/16 / 2^k) (the first κ_eff is 16, and each
-    # accepted cycle halves m_eff toward m), with T_k the shortest of T, T/2,
-    # … with T_k² ≥ M/m_k (T if none is), and ``state.step_size`` reports
-    # exactly that η.
+    # [m_k, M], m_k = max(m, M/16 / 3^k) (the first κ_eff is 16, and each
+    # accepted cycle divides m_eff by 3 toward m), with T_k the shortest of
+    # T, T/2, … with T_k² ≥ M/m_k (T if none is), and ``state.step_size``
+    # reports exactly that η.
     kappa, t = 1e2, 16
     loss, x0 = _quadratic(kappa)
     opt = fractal_optax.adaptive_fractal_sgd(
       t, min_curvature=1 / kappa, max_curvature=1.0, num_init_hvps=0
     )
     update = jax.jit(_bind(opt, loss))
-    cycles = [(4, 1 / 16), (8, 1 / 32), (8, 1 / 64), (16, 0.01), (16, 0.01)]
+    cycles = [(4, 1 / 16), (8, 1 / 48), (16, 0.01), (16, 0.01)]
     steps = np.concatenate(
       [fractal_optax.fractal_chebyshev_step_sizes(n, m, 1.0) for n, m in cycles]
     )
@@ -262,7 +261,7 @@ class AdaptiveFractalTest(chex.TestCase):
     # or by the strong-convexity bound g·d ≤ ½ λ ‖d‖²; that update also takes
     # the first step of the next cycle, whose length is the shortest of t,
     # t/2, … (down to 4) whose square is at least M/m_eff (t if none is).
-    # An accepted cycle halves m_eff, unless it repaired a rejected one.
+    # An accepted cycle divides m_eff by 3, unless it repaired a rejected one.
     next_end, anchor, accepted, rejected = 0, None, 0, 0
     retry, held, init_hvps = False, 0, -1
     for i in range(12 * t):
@@ -276,7 +275,7 @@ class AdaptiveFractalTest(chex.TestCase):
         if float(value) <= anchor + _slack(anchor) or certified:
           anchor, accepted = float(value), accepted + 1
           anchor_x = np.asarray(x, np.float64)
-          relaxed = m_before if retry else m_before / 2
+          relaxed = m_before if retry else m_before / 3
           retry, held = False, held + retry
         else:
           rejected, relaxed, retry = rejected + 1, None, True
