@@ -438,7 +438,7 @@ def scale_by_adaptive_fractal(
   # The cycle lengths T, ⌈T/2⌉, ⌈T/4⌉, … (down to 4-7; to 4 for a power of 2).
   lengths = [num_steps]
   while lengths[-1] >= 8:
-    lengths.append(-(-lengths[-1] // 2))
+    lengths.append((lengths[-1] + 1) // 2)
   lengths = tuple(lengths)
 
   def cycle_level(m_eff, big_m):
