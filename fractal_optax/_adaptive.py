@@ -28,8 +28,8 @@ __all__ = [
 # Relative safety margin on every measured M (over-estimating M costs
 # sqrt(1 + margin) in speed, under-estimating it costs a rejected cycle).
 _MARGIN = 0.05
-# A rejected cycle whose failure is not explained by M multiplies m_eff by
-# _RAISE; an accepted cycle divides it by _RELAX, down to the floor m.
+# A rejected cycle multiplies m_eff by _RAISE (up to M/2); an accepted cycle
+# divides it by _RELAX, down to the floor m.
 _RAISE = 4.0
 _RELAX = 3.0
 # The first M is measured by at least _INIT_MIN_HVPS Lanczos steps, then until
@@ -235,18 +235,23 @@ def scale_by_adaptive_fractal(
     the start, 15.6 at the optimum), and a cycle built for an ``M`` below it
     amplifies the components above ``M``.
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
-    gradient there and the HVP along the failed displacement :math:`d = x_T -
-    a`. ``d`` is dominated by what the cycle amplified: if its Rayleigh
-    quotient :math:`\theta = d^\top H d / d^\top d` at ``a``, or the secant
+    gradient there and the HVP along the failed end's gradient
+    :math:`\nabla f(x_T)`, which weights each component of the error by its
+    curvature and so is dominated by what the cycle amplified (far more than
+    the displacement :math:`d = x_T - a`, which also holds the cycle's
+    progress along flat directions). If its Rayleigh quotient
+    :math:`\theta = g^\top H g / g^\top g` at ``a``, or the secant
     curvature along the segment, :math:`h = (\nabla f(x_T) - \nabla
     f(a))^\top d / \|d\|^2` (the mean curvature along ``d`` between ``a``
     and ``x_T``, from the caller's gradient and the same pass, on the same
     batch; gradients keep their digits where loss differences near the
-    optimum are rounding), exceeds ``M``,
-    M was too low and is raised above both; otherwise the quadratic model
-    failed (the largest steps, about ``1/m_eff``, carried the iterate where
-    the curvature differs) and ``m_eff`` is multiplied by 4, up to its cap
-    ``M/2``. A cycle that fails with ``m_eff`` already at the cap had every
+    optimum are rounding), exceeds ``M``, M was too low and is raised above
+    both. Either way ``m_eff`` is multiplied by 4, up to its cap ``M/2``:
+    the quadratic model may have failed too (the largest steps, about
+    ``1/m_eff``, carried the iterate where the curvature differs), and on
+    real losses both happen at once (Fashion-MNIST logistic regression: the
+    top curvature grows along the path, and repairing M alone fails again).
+    A cycle that fails with ``m_eff`` already at the cap had every
     step below ``2/M``, which lowers the loss of any function whose curvature
     stays below ``M`` (the descent lemma): M is too low somewhere on the path
     (a sharper region that the steps jumped over) and is doubled. The
@@ -716,11 +721,14 @@ def scale_by_adaptive_fractal(
       proposal_ok = _all_finite(proposal) & usable
       reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
 
-      # Rejected: the failed displacement d from the anchor (the cycle end, or
-      # the non-finite proposal's finite part) is dominated by what the cycle
-      # amplified. One HVP at the anchor along d gives its Rayleigh quotient θ
-      # and, from the same pass, the anchor's gradient, so this update already
-      # takes the first step of the repaired cycle from the anchor.
+      # Rejected: one HVP at the anchor along the failed end's gradient g(x_T)
+      # gives its Rayleigh quotient θ and, from the same pass, the anchor's
+      # gradient, so this update already takes the first step of the repaired
+      # cycle from the anchor. g(x_T) weights each component of the error by
+      # its curvature, so what the cycle amplified dominates it far more than
+      # the displacement d = x_T - a, which also holds the cycle's progress
+      # along flat directions. Without a usable g(x_T) (a non-finite
+      # proposal), the probe is d (the proposal's finite part).
       def diagnose(args):
         big_m, m_eff, direction = args
         failed = jax.tree_util.tree_map(
@@ -747,6 +755,16 @@ def scale_by_adaptive_fractal(
           ).astype(v.dtype),
           displacement,
           direction,
+        )
+        g_end = _float_part(updates)
+        g_norm = jnp.sqrt(_tree_vdot(g_end, g_end, dtype))
+        use_g = reject_end & usable & jnp.isfinite(g_norm) & (g_norm > 0)
+        probe = jax.tree_util.tree_map(
+          lambda g, q: jnp.where(
+            use_g, g / jnp.where(use_g, g_norm, 1.0), q
+          ).astype(q.dtype),
+          g_end,
+          probe,
         )
         f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
         theta, residual, _, v_next = power_stats(probe, hv)
@@ -783,7 +801,10 @@ def scale_by_adaptive_fractal(
         at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
         new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
         new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
-        new_m_eff = jnp.where(too_low | at_cap, m_eff, m_eff * _RAISE)
+        # Whether M or the quadratic model failed (or both, as where the top
+        # curvature grows along the path), a shorter largest step repairs the
+        # cycle: m_eff rises unless it is at the cap.
+        new_m_eff = jnp.where(at_cap, m_eff, m_eff * _RAISE)
         new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
         new_level = cycle_level(new_m_eff, new_big_m)
         eta0 = step_size(new_level, 0, new_m_eff, new_big_m)

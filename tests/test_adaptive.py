@@ -524,6 +524,27 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertGreater(float(state.max_curvature), lam + 0.5 * w)
     self.assertLess(float(jnp.linalg.norm(jax.grad(loss)(x))), 1e-4)
 
+  def test_a_failed_cycle_with_m_too_low_measures_the_top(self):
+    # f = ½ Σ a_i x_i², a_i in [0.01, 1], M trusted at 0.6: the first cycle
+    # (4 steps on [M/16, M]) amplifies the components above 0.6 about 58×
+    # and fails. The start holds them 30× below the flat ones, so the failed
+    # displacement is mostly the cycle's progress along flat directions (its
+    # Rayleigh quotient stays below 0.6 and M would only rise 1.25×); the end's
+    # gradient weights every component by its curvature and resolves the top.
+    a = jnp.asarray(np.linspace(0.01, 1.0, _DIM), jnp.float32)
+    x0 = jnp.where(a > 0.6, 1.0, 30.0).astype(jnp.float32)
+    opt = fractal_optax.adaptive_fractal_sgd(
+      16, min_curvature=0.01, max_curvature=0.6, num_init_hvps=0
+    )
+    _, state, _ = _run(opt, lambda x: 0.5 * jnp.sum(a * x * x), x0, 5)
+    self.assertEqual(int(state.num_rejected), 1)
+    self.assertTrue(bool(state.restarting))
+    self.assertBetween(float(state.max_curvature), 1.0, 1.2)
+    # And m_eff rose 4× (the quadratic model is not trusted either).
+    np.testing.assert_allclose(
+      float(state.min_curvature), 4 * 0.6 / 16, rtol=1e-6
+    )
+
   def test_nan_loss_keeps_parameters_finite(self):
     def loss(x):
       q = 0.5 * jnp.sum(x * x)
