@@ -164,6 +164,23 @@ def _tree_scale(tree: Any, s: jax.Array) -> Any:
   return jax.tree_util.tree_map(lambda x: (x * s).astype(x.dtype), tree)
 
 
+def _unit_or(
+  tree: Any, fallback: Any, dtype, allowed: jax.Array | bool = True
+) -> tuple[Any, jax.Array, jax.Array]:
+  """``tree / ‖tree‖`` where ``allowed`` and that norm is finite and positive,
+  else ``fallback`` (same structure); also the norm and whether it was used."""
+  norm = jnp.sqrt(_tree_vdot(tree, tree, dtype))
+  use = allowed & jnp.isfinite(norm) & (norm > 0)
+  unit = jax.tree_util.tree_map(
+    lambda x, f: jnp.where(use, x / jnp.where(use, norm, 1.0), f).astype(
+      f.dtype
+    ),
+    tree,
+    fallback,
+  )
+  return unit, norm, use
+
+
 def _float_part(tree: Any) -> Any:
   """Zeros in place of non-float leaves (they are not differentiated)."""
   return jax.tree_util.tree_map(
@@ -747,24 +764,9 @@ def scale_by_adaptive_fractal(
           failed,
           anchor,
         )
-        d_norm = jnp.sqrt(_tree_vdot(displacement, displacement, dtype))
-        use_d = jnp.isfinite(d_norm) & (d_norm > 0)
-        probe = jax.tree_util.tree_map(
-          lambda d, v: jnp.where(
-            use_d, d / jnp.where(use_d, d_norm, 1.0), v
-          ).astype(v.dtype),
-          displacement,
-          direction,
-        )
-        g_end = _float_part(updates)
-        g_norm = jnp.sqrt(_tree_vdot(g_end, g_end, dtype))
-        use_g = reject_end & usable & jnp.isfinite(g_norm) & (g_norm > 0)
-        probe = jax.tree_util.tree_map(
-          lambda g, q: jnp.where(
-            use_g, g / jnp.where(use_g, g_norm, 1.0), q
-          ).astype(q.dtype),
-          g_end,
-          probe,
+        probe, d_norm, use_d = _unit_or(displacement, direction, dtype)
+        probe, _, _ = _unit_or(
+          _float_part(updates), probe, dtype, reject_end & usable
         )
         f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
         theta, residual, _, v_next = power_stats(probe, hv)
