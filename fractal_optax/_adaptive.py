@@ -253,7 +253,7 @@ def scale_by_adaptive_fractal(
     amplifies the components above ``M``.
   * **Reject** otherwise: one forward-over-reverse pass at ``a`` gives the
     gradient there and the HVP along the failed end's gradient
-    :math:`\nabla f(x_T)`, which weights each component of the error by its
+    :math:`g = \nabla f(x_T)`, which weights each component of the error by its
     curvature and so is dominated by what the cycle amplified (far more than
     the displacement :math:`d = x_T - a`, which also holds the cycle's
     progress along flat directions). If its Rayleigh quotient
