@@ -547,19 +547,12 @@ def scale_by_adaptive_fractal(
       return f, g, _float_part(hv)
 
     def power_stats(v, hv):
+      """θ = vᵀHv, the residual ‖Hv − θv‖ and the next (unit) vector."""
       theta = _tree_vdot(v, hv, dtype)
-      hv_norm = jnp.sqrt(_tree_vdot(hv, hv, dtype))
       res = jax.tree_util.tree_map(lambda a, b: a - theta * b, hv, v)
       residual = jnp.sqrt(_tree_vdot(res, res, dtype))
-      ok = jnp.isfinite(hv_norm) & (hv_norm > 0)
-      v_next = jax.tree_util.tree_map(
-        lambda a, b: jnp.where(ok, a / jnp.where(ok, hv_norm, 1.0), b).astype(
-          b.dtype
-        ),
-        hv,
-        v,
-      )
-      return theta, residual, hv_norm, v_next
+      v_next, _, _ = _unit_or(hv, v, dtype)
+      return theta, residual, v_next
 
     def m_floor(big_m):
       if m_source == "max_condition_number":
@@ -708,7 +701,7 @@ def scale_by_adaptive_fractal(
       def power_step(args):
         big_m, direction = args
         _, _, hv = value_and_grad_and_hvp(params, direction)
-        theta, residual, _, v_next = power_stats(direction, hv)
+        theta, residual, v_next = power_stats(direction, hv)
         raised = jnp.maximum(big_m, theta * (1 + _MARGIN))
         if adapt_max_curvature:
           converged = residual <= 0.1 * jnp.abs(theta)
@@ -769,7 +762,7 @@ def scale_by_adaptive_fractal(
           _float_part(updates), probe, dtype, reject_end & usable
         )
         f_a, g_a, hv = value_and_grad_and_hvp(anchor, probe)
-        theta, residual, _, v_next = power_stats(probe, hv)
+        theta, residual, v_next = power_stats(probe, hv)
         # The secant curvature along the failed segment, from the gradients at
         # both ends on the same batch: (g(x_T) - g(a))·d = ‖d‖² h, h the mean of
         # the directional curvature d̂ᵀH(a + s d)d̂ over the segment, so h > M

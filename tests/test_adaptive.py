@@ -529,8 +529,9 @@ class AdaptiveFractalTest(chex.TestCase):
     # (4 steps on [M/16, M]) amplifies the components above 0.6 about 58×
     # and fails. The start holds them 30× below the flat ones, so the failed
     # displacement is mostly the cycle's progress along flat directions (its
-    # Rayleigh quotient stays below 0.6 and M would only rise 1.25×); the end's
-    # gradient weights every component by its curvature and resolves the top.
+    # Rayleigh quotient and the secant stay below 0.6: a probe along it left M
+    # at 0.6); the end's gradient weights every component by its curvature and
+    # resolves the top.
     a = jnp.asarray(np.linspace(0.01, 1.0, _DIM), jnp.float32)
     x0 = jnp.where(a > 0.6, 1.0, 30.0).astype(jnp.float32)
     opt = fractal_optax.adaptive_fractal_sgd(
