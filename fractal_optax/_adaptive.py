@@ -16,6 +16,7 @@ import optax
 from fractal_optax import _checks
 from fractal_optax._curvature import _float_dtype
 from fractal_optax._curvature import _lanczos_top_impl
+from fractal_optax._curvature import _norm_scale
 from fractal_optax._curvature import _rounding_allowance
 from fractal_optax._schedule import fractal_chebyshev_step_sizes
 
@@ -160,6 +161,21 @@ def _tree_vdot(a: Any, b: Any, dtype) -> jax.Array:
   )
 
 
+def _tree_norm(tree: Any, dtype) -> jax.Array:
+  """``‖tree‖₂`` in ``dtype`` without overflow or underflow of the squares
+  (scaled by a power of two: ``sqrt(⟨tree, tree⟩)`` bit for bit where that is
+  representable)."""
+  leaves = [
+    jnp.max(jnp.abs(x), initial=0).astype(dtype)
+    for x in jax.tree_util.tree_leaves(tree)
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+  ]
+  big = jnp.max(jnp.stack(leaves)) if leaves else jnp.zeros((), dtype)
+  scale = _norm_scale(big, dtype)
+  scaled = _tree_scale(tree, 1 / scale)
+  return jnp.sqrt(_tree_vdot(scaled, scaled, dtype)) * scale
+
+
 def _tree_scale(tree: Any, s: jax.Array) -> Any:
   return jax.tree_util.tree_map(lambda x: (x * s).astype(x.dtype), tree)
 
@@ -169,7 +185,7 @@ def _unit_or(
 ) -> tuple[Any, jax.Array, jax.Array]:
   """``tree / ‖tree‖`` where ``allowed`` and that norm is finite and positive,
   else ``fallback`` (same structure); also the norm and whether it was used."""
-  norm = jnp.sqrt(_tree_vdot(tree, tree, dtype))
+  norm = _tree_norm(tree, dtype)
   use = allowed & jnp.isfinite(norm) & (norm > 0)
   unit = jax.tree_util.tree_map(
     lambda x, f: jnp.where(use, x / jnp.where(use, norm, 1.0), f).astype(
@@ -182,10 +198,17 @@ def _unit_or(
 
 
 def _float_part(tree: Any) -> Any:
-  """Zeros in place of non-float leaves (they are not differentiated)."""
-  return jax.tree_util.tree_map(
-    lambda x: x if _is_float(x) else jnp.zeros_like(x), tree
-  )
+  """Zeros in place of non-float leaves (they are not differentiated; the
+  gradient of an integer leaf is float0, on which no arithmetic runs)."""
+
+  def part(x):
+    if _is_float(x):
+      return x
+    if jnp.result_type(x) == jax.dtypes.float0:
+      return jnp.zeros(jnp.shape(x), jnp.int32)
+    return jnp.zeros_like(x)
+
+  return jax.tree_util.tree_map(part, tree)
 
 
 def scale_by_adaptive_fractal(
@@ -235,7 +258,8 @@ def scale_by_adaptive_fractal(
     epsilon (a rise that small is below the loss's resolution), or, when ``m``
     is a lower bound on the curvature (``min_curvature`` or
     ``l2_regularization``), when
-    :math:`\nabla f(x_T)^\top d \le \tfrac12 m \|d\|^2`, :math:`d = x_T - a`:
+    :math:`\nabla f(x_T)^\top d \le \tfrac12 m \|d\|^2`, :math:`d = x_T - a`,
+    and ``m < M`` (an ``M`` below the stated ``m`` proves one of them wrong):
     strong convexity gives
     :math:`f(x_T) - f(a) \le \nabla f(x_T)^\top d - \tfrac12 m \|d\|^2`, so the
     loss fell, whatever its rounding shows (a loss that cancels, such as
@@ -263,8 +287,10 @@ def scale_by_adaptive_fractal(
     and ``x_T``, from the caller's gradient and the same pass, on the same
     batch; gradients keep their digits where loss differences near the
     optimum are rounding), exceeds ``M``, M was too low and is raised above
-    both. Either way ``m_eff`` is multiplied by 4, up to its cap ``M/2``:
-    the quadratic model may have failed too (the largest steps, about
+    both (above the secant by at most 4×: the segment may have run far from
+    the anchor, into much sharper regions, as a cycle whose loss overflowed).
+    Either way ``m_eff`` is multiplied by 4, up to its cap ``M/2``: the
+    quadratic model may have failed too (the largest steps, about
     ``1/m_eff``, carried the iterate where the curvature differs), and on
     real losses both happen at once (Fashion-MNIST logistic regression: the
     top curvature grows along the path, and repairing M alone fails again).
@@ -277,7 +303,10 @@ def scale_by_adaptive_fractal(
     as much. The update
     then returns the first step of the repaired cycle from the anchor
     (``updates = a − η₀ ∇f(a) − x``), so a rejection wastes one gradient (the
-    caller's at ``x_T``).
+    caller's at ``x_T``). The same pass gives ``f(a)`` on the current batch,
+    which becomes the anchor's value. Where the anchor's own loss or gradient
+    is not finite there (a broken batch), nothing is learnt: ``M`` and
+    ``m_eff`` stay, and the update returns the anchor.
     A proposed step that is not finite (at any step of a cycle, or a
     non-finite ``value`` or gradient) rejects the cycle at once in the same
     way, and if the step from the anchor is not finite either the update
@@ -326,8 +355,11 @@ def scale_by_adaptive_fractal(
   **Mini-batches.** ``value_fn`` is called on the caller's current batch
   (pass it through ``extra_args``). The test compares the caller's ``value``
   :math:`f_B(x_T)` on the batch ``B`` of the update after the cycle end with
-  ``f(a)`` measured when ``a`` was accepted, on an earlier batch: it is a
-  noisy test. With ``recheck_anchor=True`` that update also evaluates
+  ``f(a)`` measured on an earlier batch (when ``a`` was accepted, or at the
+  last rejection, whose pass re-measures it): it is a noisy test. Noise-driven
+  rejections raise ``m_eff`` and, at its cap, ``M``, which accepted cycles
+  lower only gradually: on a long noisy run ``M`` drifts up and the steps
+  shrink. With ``recheck_anchor=True`` that update also evaluates
   :math:`f_B(a)` (one extra evaluation per cycle) and the anchor value is
   replaced by it, so both sides use the same batch; the guarantee (2) then
   holds batch by batch (:math:`f_B(x_T) \le f_B(a)`), not for the full loss.
@@ -423,6 +455,8 @@ def scale_by_adaptive_fractal(
     seed, numbers.Integral
   ):
     raise TypeError(f"seed must be an int, got {seed=!r}.")
+  if not -(2**63) <= seed < 2**63:
+    raise ValueError(f"seed must fit in int64, got {seed=}.")
   given = {
     name: v
     for name, v in (
@@ -439,7 +473,15 @@ def scale_by_adaptive_fractal(
       f"{max_condition_number=}."
     )
   ((m_source, m_value),) = given.items()
-  m_float = _checks.check_positive_scalar(m_value, m_source)
+  try:
+    m_float = _checks.check_positive_scalar(m_value, m_source)
+  except ValueError as e:
+    if m_source != "max_condition_number":
+      raise
+    raise ValueError(
+      f"max_condition_number must be finite and > 1, got "
+      f"{max_condition_number=}."
+    ) from e
   if (
     m_source == "max_condition_number"
     and m_float is not None
@@ -470,16 +512,39 @@ def scale_by_adaptive_fractal(
     return jnp.maximum(jnp.sum(long_enough.astype(jnp.int32)) - 1, 0)
 
   def step_size(level, position, m_eff, big_m):
-    """Step ``position`` of the cycle of length ``lengths[level]``."""
+    """Step ``position`` of the cycle of length ``lengths[level]``.
+
+    Before the first update ``M = m_eff = 0``: that step is never taken, but
+    without ``jit`` a single-branch ``lax.switch`` runs the generator, whose
+    checks need a valid interval.
+    """
+    valid = (m_eff > 0) & (m_eff < big_m)
     branches = [
       lambda lo, hi, t=t: fractal_chebyshev_step_sizes(t, lo, hi)[position]
       for t in lengths
     ]
-    return jax.lax.switch(level, branches, m_eff, big_m)
+    return jax.lax.switch(
+      level,
+      branches,
+      jnp.where(valid, m_eff, 0.5),
+      jnp.where(valid, big_m, 1.0),
+    )
 
   def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
     dtype = _float_dtype(params)
     leaves, treedef = jax.tree_util.tree_flatten(params)
+    for x in leaves:
+      if not _is_float(x) or _checks.is_traced(x):
+        continue
+      try:  # Concrete params; under an outer jit even this check is traced.
+        finite = bool(jnp.all(jnp.isfinite(x)))
+      except jax.errors.ConcretizationTypeError:
+        continue
+      if not finite:
+        raise ValueError(
+          "params must be finite (the anchor of the first cycle), got a leaf "
+          f"of shape {jnp.shape(x)} with non-finite entries."
+        )
     keys = jax.random.split(jax.random.key(seed), max(len(leaves), 1))
     direction = [
       jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
@@ -488,7 +553,7 @@ def scale_by_adaptive_fractal(
       for k, x in zip(keys, leaves, strict=True)
     ]
     direction = jax.tree_util.tree_unflatten(treedef, direction)
-    norm = jnp.sqrt(_tree_vdot(direction, direction, dtype))
+    norm = _tree_norm(direction, dtype)
     direction = _tree_scale(direction, 1.0 / jnp.maximum(norm, 1e-30))
     zero_i = jnp.zeros((), jnp.int32)
     return ScaleByAdaptiveFractalState(
@@ -536,21 +601,71 @@ def scale_by_adaptive_fractal(
         "scale_by_adaptive_fractal needs value_fn=loss in update (it "
         f"evaluates the loss and its curvature), got {value_fn=!r}."
       )
+    if not isinstance(state, ScaleByAdaptiveFractalState):
+      raise TypeError(
+        "scale_by_adaptive_fractal's update needs the state its init "
+        f"returned, got a state of type {type(state).__name__}."
+      )
+    if jax.tree_util.tree_structure(updates) != jax.tree_util.tree_structure(
+      params
+    ):
+      raise ValueError(
+        "updates (the gradient) must have the structure of params, got "
+        f"{jax.tree_util.tree_structure(updates)} and "
+        f"{jax.tree_util.tree_structure(params)}."
+      )
     kwargs = _fn_kwargs(value_fn, extra_args)
     dtype = _float_dtype(params)
 
+    def scalar(x, name):
+      try:
+        x = jnp.asarray(x, dtype)
+      except (TypeError, ValueError) as e:
+        raise TypeError(
+          f"{name} must be the scalar loss, got a {type(x).__name__}."
+        ) from e
+      if x.ndim != 0:
+        raise ValueError(
+          f"{name} must be the scalar loss, got shape {x.shape}."
+        )
+      return x
+
+    value = scalar(value, "value")
+
     def loss(p):
-      return jnp.asarray(value_fn(p, **kwargs), dtype)
+      return scalar(value_fn(p, **kwargs), "value_fn's output")
+
+    if not any(
+      jnp.size(x) for x in jax.tree_util.tree_leaves(params) if _is_float(x)
+    ):  # Nothing to optimise (every float leaf is empty).
+      return jax.tree_util.tree_map(jnp.zeros_like, params), state._replace(
+        count=jnp.asarray(optax.safe_increment(state.count))
+      )
 
     def value_and_grad_and_hvp(p, v):
-      (f, g), (_, hv) = jax.jvp(jax.value_and_grad(loss), (p,), (v,))
-      return f, g, _float_part(hv)
+      """f(p), ∇f(p) and H(p) v (zeros at leaves that are not float)."""
+      tangent = jax.tree_util.tree_map(
+        lambda x, t: (
+          t if _is_float(x) else np.zeros(jnp.shape(x), jax.dtypes.float0)
+        ),
+        p,
+        v,
+      )
+      (f, g), (_, hv) = jax.jvp(
+        jax.value_and_grad(loss, allow_int=True), (p,), (tangent,)
+      )
+      zeros = lambda x, t: t if _is_float(x) else jnp.zeros_like(x)
+      return (
+        f,
+        jax.tree_util.tree_map(zeros, p, g),
+        jax.tree_util.tree_map(zeros, p, hv),
+      )
 
     def power_stats(v, hv):
       """θ = vᵀHv, the residual ‖Hv − θv‖ and the next (unit) vector."""
       theta = _tree_vdot(v, hv, dtype)
       res = jax.tree_util.tree_map(lambda a, b: a - theta * b, hv, v)
-      residual = jnp.sqrt(_tree_vdot(res, res, dtype))
+      residual = _tree_norm(res, dtype)
       v_next, _, _ = _unit_or(hv, v, dtype)
       return theta, residual, v_next
 
@@ -559,50 +674,53 @@ def scale_by_adaptive_fractal(
         return big_m / jnp.asarray(m_value, dtype)
       return jnp.asarray(m_value, dtype)
 
-    value = jnp.asarray(value, dtype)
+    def descend(eta):
+      """The step ``-η g`` (each leaf's dtype; zeros where not float) and
+      the point ``x - η g`` it leads to, exactly as ``apply_updates`` does."""
+      step = jax.tree_util.tree_map(
+        lambda p, g: (
+          (-eta * g).astype(p.dtype) if _is_float(p) else jnp.zeros_like(p)
+        ),
+        params,
+        updates,
+      )
+      point = jax.tree_util.tree_map(
+        lambda p, u: (p + u).astype(p.dtype) if _is_float(p) else p,
+        params,
+        step,
+      )
+      return step, point
+
     # Inside a cycle (the usual update) the fractal step is all there is to
     # do. The cycle-end test, the curvature measurements and the repair of a
-    # failed cycle run in one lax.cond, only at the updates that need them.
-    usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
+    # failed cycle run in ``cycle_update``, only at the updates that need them.
     eta = step_size(
       state.level, state.position, state.min_curvature, state.max_curvature
     )
-    proposal = jax.tree_util.tree_map(
-      lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
-      params,
-      updates,
-    )
+    step, proposal = descend(eta)
+    # One reduction per update: with a finite step η > 0 and finite params, a
+    # finite proposal x - η g has a finite gradient g (checked again, with the
+    # loss, where a cycle ends). Each reduction over the parameters is a pass
+    # that XLA:CPU cannot fuse with the update that depends on it.
     in_cycle = (
       (state.max_curvature > 0)
       & ~state.pending
-      & usable
+      & jnp.isfinite(value)
       & _all_finite(proposal)
     )
 
     def updates_to(new_params):
       """The updates that move ``params`` to ``new_params``."""
       return jax.tree_util.tree_map(
-        lambda n, p, g: (
-          (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(g)
+        lambda n, p: (
+          (n - p).astype(p.dtype) if _is_float(p) else jnp.zeros_like(p)
         ),
         new_params,
         params,
-        updates,
       )
 
-    def step_in_cycle(_):
-      new_updates = updates_to(proposal)
-      steps_done = state.position + 1
-      next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[state.level]
-      return new_updates, state._replace(
-        count=jnp.asarray(optax.safe_increment(state.count)),
-        position=jnp.where(next_pending, 0, steps_done).astype(jnp.int32),
-        restarting=jnp.asarray(False),
-        pending=next_pending,
-        step_size=eta.astype(dtype),
-      )
-
-    def cycle_update(_):
+    def cycle_update(state):
+      usable = jnp.isfinite(value) & _all_finite(_float_part(updates))
       position = state.position
       big_m = state.max_curvature
       m_eff = state.min_curvature
@@ -683,7 +801,9 @@ def scale_by_adaptive_fractal(
         certified = _tree_vdot(
           _float_part(updates), cycle, dtype
         ) <= 0.5 * m_floor(big_m) * _tree_vdot(cycle, cycle, dtype)
-        decreased = decreased | certified
+        # M below the stated m proves one of them wrong: then the loss alone
+        # decides (a too-high m would certify rising cycles).
+        decreased = decreased | (certified & (m_floor(big_m) < big_m))
       accept = pending & usable & decreased
       reject_end = pending & ~accept
 
@@ -723,11 +843,7 @@ def scale_by_adaptive_fractal(
       # κ_eff asks for.
       level = jnp.where(accept | first, cycle_level(m_eff, big_m), state.level)
       eta = step_size(level, position, m_eff, big_m)
-      proposal = jax.tree_util.tree_map(
-        lambda p, g: (p - eta * g).astype(p.dtype) if _is_float(p) else p,
-        params,
-        updates,
-      )
+      step, proposal = descend(eta)
       proposal_ok = _all_finite(proposal) & usable
       reject = reject_end | (~pending & ~proposal_ok) | (accept & ~proposal_ok)
 
@@ -778,11 +894,15 @@ def scale_by_adaptive_fractal(
         )
         seen = jnp.maximum(theta, secant)
         too_low = seen * (1 + _MARGIN) > big_m
+        # The secant is the mean over the whole failed segment, which may have
+        # run far from the anchor into much sharper regions (a cycle whose
+        # loss overflowed): it raises M at most _RAISE-fold per rejection.
         new_big_m = jnp.where(
           too_low,
           jnp.maximum(
             jnp.maximum(
-              theta * (1 + 2 * _MARGIN) + residual, secant * (1 + 2 * _MARGIN)
+              theta * (1 + 2 * _MARGIN) + residual,
+              jnp.minimum(secant * (1 + 2 * _MARGIN), _RAISE * big_m),
             ),
             1.25 * big_m,
           ),
@@ -795,11 +915,15 @@ def scale_by_adaptive_fractal(
         # either end shows). Without this the same cycle would repeat forever.
         at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
         new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
-        new_big_m = jnp.where(jnp.isfinite(new_big_m), new_big_m, 2 * big_m)
         # Whether M or the quadratic model failed (or both, as where the top
         # curvature grows along the path), a shorter largest step repairs the
         # cycle: m_eff rises unless it is at the cap.
         new_m_eff = jnp.where(at_cap, m_eff, m_eff * _RAISE)
+        # Where the anchor's own loss or gradient is not finite on this batch
+        # (a broken batch) nothing is learnt, and M stays finite.
+        keep = ~jnp.isfinite(f_a) | ~_all_finite(g_a) | ~jnp.isfinite(new_big_m)
+        new_big_m = jnp.where(keep, big_m, new_big_m)
+        new_m_eff = jnp.where(keep, m_eff, new_m_eff)
         new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
         new_level = cycle_level(new_m_eff, new_big_m)
         eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
@@ -812,23 +936,51 @@ def scale_by_adaptive_fractal(
         restep = jax.tree_util.tree_map(
           lambda r, a: jnp.where(ok, r, a), restep, anchor
         )
-        return new_big_m, new_m_eff, v_next, restep, ok, new_level, eta0
+        # The anchor's loss on this batch, from the same pass: with
+        # mini-batches the next test compares against a recent measurement,
+        # not one easy batch's (which would reject every later cycle).
+        new_anchor_value = jnp.where(jnp.isfinite(f_a), f_a, anchor_value)
+        return (
+          new_big_m,
+          new_m_eff,
+          v_next,
+          restep,
+          ok,
+          new_level,
+          eta0,
+          new_anchor_value.astype(dtype),
+        )
 
       def no_diagnose(args):
         big_m, m_eff, direction = args
-        return big_m, m_eff, direction, anchor, jnp.asarray(False), level, eta
+        return (
+          big_m,
+          m_eff,
+          direction,
+          anchor,
+          jnp.asarray(False),
+          level,
+          eta,
+          anchor_value.astype(dtype),
+        )
 
-      big_m, m_eff, direction, restep, restepped, level, eta_taken = (
-        jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
-      )
+      (
+        big_m,
+        m_eff,
+        direction,
+        restep,
+        restepped,
+        level,
+        eta_taken,
+        anchor_value,
+      ) = jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
       num_hvps = num_hvps + reject.astype(jnp.int32)
 
       # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
       # (or the anchor itself, if that step is not finite either).
-      new_params = jax.tree_util.tree_map(
-        lambda x, r: jnp.where(reject, r, x), proposal, restep
+      new_updates = jax.tree_util.tree_map(
+        lambda u, r: jnp.where(reject, r, u), step, updates_to(restep)
       )
-      new_updates = updates_to(new_params)
       steps_done = jnp.where(reject, restepped.astype(jnp.int32), position + 1)
       next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[level]
       next_position = jnp.where(next_pending, 0, steps_done)
@@ -856,7 +1008,28 @@ def scale_by_adaptive_fractal(
       )
       return new_updates, new_state
 
-    return jax.lax.cond(in_cycle, step_in_cycle, cycle_update, None)
+    # A while loop of 0 or 1 trips, not lax.cond: a conditional copies every
+    # parameter-sized array that its other branch passes through (on XLA:CPU
+    # the anchor and ``grad``, at every update), a loop updates its carry in
+    # place. Inside a cycle it does not run: ``state`` comes back unchanged
+    # and only its counters move.
+    _, new_updates, new_state = jax.lax.while_loop(
+      lambda carry: carry[0],
+      lambda carry: (jnp.asarray(False), *cycle_update(carry[2])),
+      (~in_cycle, step, state),
+    )
+    steps_done = state.position + 1
+    next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[state.level]
+    pick = lambda in_cycle_value, other: jnp.where(
+      in_cycle, in_cycle_value, other
+    )
+    return new_updates, new_state._replace(
+      count=pick(optax.safe_increment(state.count), new_state.count),
+      position=pick(jnp.where(next_pending, 0, steps_done), new_state.position),
+      restarting=pick(False, new_state.restarting),
+      pending=pick(next_pending, new_state.pending),
+      step_size=pick(eta.astype(dtype), new_state.step_size),
+    )
 
   # optax types an update's `state` as the whole OptState union; like every
   # optax transformation, this one narrows it to its own state NamedTuple.

@@ -233,6 +233,26 @@ def _default_key(key: Any) -> jax.Array:
   return jax.random.key(_DEFAULT_SEED) if key is None else key
 
 
+def _norm_scale(big: jax.Array, dtype: Any) -> jax.Array:
+  """A power of two near ``big = max |x|`` (1 where ``big`` is 0 or not
+  finite): dividing by it is exact, and the quotients' squares stay below 4.
+  """
+  info = jnp.finfo(dtype)
+  exponent = jnp.clip(jnp.frexp(big)[1] - 1, info.minexp, info.maxexp - 1)
+  scale = jnp.ldexp(jnp.ones((), dtype), exponent)
+  return jnp.where((big > 0) & jnp.isfinite(big), scale, 1).astype(dtype)
+
+
+def _norm(x: jax.Array) -> jax.Array:
+  """``‖x‖₂`` whose squares neither overflow nor underflow (scaled by
+  :func:`_norm_scale`); wherever ``Σ x²`` is representable it is
+  ``jnp.linalg.norm(x)`` bit for bit. A loss scaled by 10²⁰ gives float32
+  products whose squares overflow.
+  """
+  scale = _norm_scale(jnp.max(jnp.abs(x), initial=0), x.dtype)
+  return jnp.linalg.norm(x / scale) * scale
+
+
 def _float_dtype(params: Any) -> np.dtype:
   """Promoted float dtype of the float leaves (at least float32)."""
   leaves = jax.tree_util.tree_leaves(params)
@@ -336,7 +356,7 @@ def _orthogonalize(
 
   w1 = project_out(w)
   return jax.lax.cond(
-    jnp.linalg.norm(w1) < jnp.sqrt(0.5) * jnp.linalg.norm(w),
+    _norm(w1) < jnp.sqrt(0.5) * _norm(w),
     project_out,
     lambda v: v,
     w1,
@@ -346,7 +366,7 @@ def _orthogonalize(
 def _lanczos_init(n: int, k: int, dtype: Any, key: jax.Array) -> tuple:
   """Initial Lanczos state: a random unit start vector and an empty basis."""
   q0 = jax.random.normal(key, (n,), dtype)
-  q0 = q0 / jnp.linalg.norm(q0)
+  q0 = q0 / _norm(q0)
   zeros = jnp.zeros((k,), dtype)
   basis = jnp.zeros((-(-k // _BLOCK), _BLOCK, n), dtype)
   return (
@@ -383,15 +403,15 @@ def _lanczos_step(
   alpha = jnp.vdot(q, hq)
   w = hq - alpha * q - beta_prev * q_prev
   w = _orthogonalize(basis, num_blocks, w)
-  beta = jnp.linalg.norm(w)
-  hq_norm = jnp.linalg.norm(hq)
+  beta = _norm(w)
+  hq_norm = _norm(hq)
   hnorm = jnp.maximum(hnorm, hq_norm)
   broke = beta <= breakdown_tol * hq_norm
 
   def random_unit():
     r = jax.random.normal(jax.random.fold_in(key, j + 1), (n,), dtype)
     r = _orthogonalize(basis, num_blocks, r)
-    return r / jnp.linalg.norm(r)
+    return r / _norm(r)
 
   q_next = jax.lax.cond(
     broke, random_unit, lambda: w / jnp.where(beta > 0, beta, 1).astype(dtype)
@@ -539,18 +559,18 @@ def _refine(flat_loss, hvp, x0, key, state, num_done):
   u = jax.random.normal(
     jax.random.fold_in(key, _PROBE_SALT), x0.shape, x0.dtype
   )
-  u = u / jnp.linalg.norm(u)
+  u = u / _norm(u)
   hu = hvp(u)
   rayleigh, explicit, probe = [], [], []
   for col in (0, last):
     y = rows.T @ jnp.where(real, s[:, col], 0)
-    y = y / jnp.linalg.norm(y)
+    y = y / _norm(y)
     hy = hvp(y)
     rho = jnp.vdot(y, hy)
     rayleigh.append(rho)
-    explicit.append(jnp.linalg.norm(hy - rho * y))
-    probe.append(jnp.linalg.norm(hy - (hvp(y + u) - hu)))
-    hnorm = jnp.maximum(hnorm, jnp.linalg.norm(hy))
+    explicit.append(_norm(hy - rho * y))
+    probe.append(_norm(hy - (hvp(y + u) - hu)))
+    hnorm = jnp.maximum(hnorm, _norm(hy))
   return (
     theta,
     residuals,
@@ -604,14 +624,14 @@ def _power_impl(loss_fn, num_iterations, params, args, key):
   n = x0.shape[0]
   dtype = x0.dtype
   v = jax.random.normal(key, (n,), dtype)
-  v = v / jnp.linalg.norm(v)
+  v = v / _norm(v)
 
   def body(_, state):
     v, _, _, hnorm = state
     hv = hvp(v)
     theta = jnp.vdot(v, hv)
-    residual = jnp.linalg.norm(hv - theta * v)
-    norm = jnp.linalg.norm(hv)
+    residual = _norm(hv - theta * v)
+    norm = _norm(hv)
     hnorm = jnp.maximum(hnorm, norm)
     v_next = jnp.where(norm > 0, hv / jnp.where(norm > 0, norm, 1), v)
     return v_next.astype(dtype), theta, residual, hnorm

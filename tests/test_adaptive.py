@@ -560,6 +560,124 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertLess(float(loss(x)), 1e-3 * float(loss(x0)))
     del losses
 
+  def test_without_jit_a_single_cycle_length(self):
+    # T ≤ 7 has one cycle length: its one-branch lax.switch runs the step
+    # generator eagerly, and the initial state (M = m_eff = 0) reached its
+    # checks ("min_curvature must be finite and > 0").
+    loss, x0 = _quadratic(10.0)
+    opt = fractal_optax.adaptive_fractal_sgd(4, min_curvature=0.1)
+    losses, state, _ = _run(opt, loss, x0, 5)
+    self.assertEqual(int(state.num_accepted), 1)
+    self.assertLess(losses[-1], losses[0])
+
+  def test_integer_leaves_are_left_alone(self):
+    # An int leaf's gradient is float0; the HVPs must not differentiate it.
+    loss = lambda p: jnp.sum((p["w"] - p["n"]) ** 2)
+    p = {"w": jnp.ones(3, jnp.float32), "n": jnp.arange(3)}
+    opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=1.0)
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    state = opt.init(p)
+    for _ in range(20):
+      value, grad = jax.value_and_grad(loss, allow_int=True)(p)
+      updates, state = update(grad, state, p, value=value, value_fn=loss)
+      p = optax.apply_updates(p, updates)
+    np.testing.assert_array_equal(p["n"], np.arange(3))
+    self.assertGreater(int(state.num_accepted), 1)
+    self.assertLess(float(loss(p)), 1e-6)
+
+  def test_a_rejection_remeasures_the_anchor_on_the_current_batch(self):
+    # Mini-batches without recheck_anchor: one easy batch (its loss 10 lower)
+    # is the first cycle end's, so its value becomes the anchor value and
+    # every later batch's cycle end is higher. The rejection's pass measures
+    # the anchor's loss on the current batch, and the next test compares
+    # against that: before, every later cycle was rejected and M doubled
+    # without end.
+    loss, x0 = _quadratic(100.0)
+    batched = lambda x, offset: loss(x) + offset
+    opt = fractal_optax.adaptive_fractal_sgd(8, max_condition_number=100.0)
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    value_and_grad = jax.jit(jax.value_and_grad(batched))
+    state, x, easy = opt.init(x0), x0, True
+    for _ in range(64):
+      offset = jnp.float32(-10.0 if easy and bool(state.pending) else 0.0)
+      easy = easy and not bool(state.pending)
+      value, grad = value_and_grad(x, offset)
+      updates, state = update(
+        grad, state, x, value=value, value_fn=batched, offset=offset
+      )
+      x = optax.apply_updates(x, updates)
+    self.assertEqual(int(state.num_rejected), 1)
+    self.assertGreater(int(state.num_accepted), 4)
+    self.assertLess(float(loss(state.anchor)), 1e-3 * float(loss(x0)))
+    np.testing.assert_allclose(
+      float(state.anchor_value), float(loss(state.anchor)), rtol=1e-6
+    )
+
+  def test_a_broken_batch_teaches_nothing(self):
+    # A streak of batches whose loss is NaN everywhere (at the anchor too):
+    # each update returns to the anchor, M and m_eff stay, and the run goes
+    # on when the batches are clean. Before, every such update raised m_eff
+    # 4× and then doubled M (10⁹ after 30 of them).
+    loss, x0 = _quadratic(100.0)
+    batched = lambda x, bad: jnp.where(bad, jnp.nan, loss(x))
+    opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=0.01)
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    value_and_grad = jax.jit(jax.value_and_grad(batched))
+    state, x = opt.init(x0), x0
+    for i in range(150):
+      bad = jnp.asarray(10 <= i < 40)
+      if i == 10:
+        before = (state.max_curvature, state.min_curvature, state.anchor)
+      value, grad = value_and_grad(x, bad)
+      updates, state = update(
+        grad, state, x, value=value, value_fn=batched, bad=bad
+      )
+      x = optax.apply_updates(x, updates)
+      if i == 39:
+        self.assertEqual(float(state.max_curvature), float(before[0]))
+        self.assertEqual(float(state.min_curvature), float(before[1]))
+        chex.assert_trees_all_equal(x, before[2])
+    self.assertTrue(bool(jnp.all(jnp.isfinite(x))))
+    self.assertLess(float(loss(state.anchor)), 1e-4 * float(loss(x0)))
+
+  @parameterized.parameters(1e-25, 1e30)
+  def test_the_loss_scale_does_not_change_the_measured_m(self, scale):
+    # float32 products of a loss scaled by 10³⁰ (10⁻²⁵) have squares that
+    # overflow (underflow): norms are taken of scaled vectors.
+    loss, x0 = _quadratic(1e3)
+    scaled = lambda x: scale * loss(x)
+    opt = fractal_optax.adaptive_fractal_sgd(64, min_curvature=1e-3 * scale)
+    _, state, _ = _run(opt, scaled, x0, 1, variant=jax.jit)
+    self.assertBetween(float(state.max_curvature) / scale, 1.0, 1.2)
+
+  def test_a_min_curvature_above_the_top_certifies_nothing(self):
+    # m = 5 is stated for a loss whose curvature is at most 1 (and M is
+    # guessed at 0.05, unmeasured). The gradient test, sound only where m is
+    # a lower bound, certified cycles whose loss rose to 10¹¹. An M below
+    # the stated m proves one of them wrong: then the loss alone decides.
+    loss, x0 = _quadratic(1e3)
+    opt = fractal_optax.adaptive_fractal_sgd(
+      16, min_curvature=5.0, max_curvature=0.05, num_init_hvps=0
+    )
+    run = _scanned(opt, loss, 40, lambda value, state: state.anchor_value)
+    _, state, anchors = run(x0)
+    anchors = np.asarray(anchors)
+    self.assertGreater(int(state.num_accepted), 0)
+    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])))
+
+  def test_a_cycle_that_overflows_far_away_raises_m_at_most_4x(self):
+    # 2-D Rosenbrock. A cycle ran into a region where the loss is 10²², and
+    # the secant curvature of that segment raised M from 791 to 6·10¹²: the
+    # steps shrank to nothing and the run stalled at f = 0.016.
+    def rosenbrock(x):
+      return 100.0 * (x[1] - x[0] ** 2) ** 2 + (1.0 - x[0]) ** 2
+
+    x0 = jnp.asarray([-1.2, 1.0], jnp.float32)
+    opt = fractal_optax.adaptive_fractal_sgd(64, max_condition_number=1e4)
+    _, state, _ = _run(opt, rosenbrock, x0, 1000, variant=jax.jit)
+    self.assertLess(float(state.max_curvature), 1e4)
+    self.assertLess(float(state.anchor_value), 1e-8)
+
   def test_in_optax_chain_and_with_value_and_grad_from_state(self):
     loss, x0 = _quadratic(100.0)
     opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=0.01)
@@ -679,6 +797,25 @@ class AdaptiveFractalTest(chex.TestCase):
       opt.update(x, state, x, value_fn=jnp.sum)
     with self.assertRaisesRegex(ValueError, "params=None"):
       opt.update(x, state, value=0.0, value_fn=jnp.sum)
+    with self.assertRaisesRegex(ValueError, "value must be the scalar loss"):
+      opt.update(x, state, x, value=x, value_fn=jnp.sum)
+    with self.assertRaisesRegex(TypeError, "value_fn's output must be"):
+      opt.update(x, state, x, value=0.0, value_fn=lambda p: (p.sum(), {}))
+    with self.assertRaisesRegex(ValueError, "structure of params"):
+      opt.update({"a": x}, state, x, value=0.0, value_fn=jnp.sum)
+    with self.assertRaisesRegex(TypeError, "state of type NoneType"):
+      opt.update(x, None, x, value=0.0, value_fn=jnp.sum)
+    with self.assertRaisesRegex(ValueError, "params must be finite"):
+      opt.init(jnp.asarray([1.0, jnp.inf]))
+    with self.assertRaisesRegex(ValueError, "seed="):
+      make(8, min_curvature=1.0, seed=2**70)
+    with self.assertRaisesRegex(ValueError, "finite and > 1"):
+      make(8, max_condition_number=float("inf"))
+    empty = jnp.zeros((0,))
+    updates, _ = opt.update(
+      empty, opt.init(empty), empty, value=0.0, value_fn=jnp.sum
+    )
+    self.assertEqual(updates.shape, (0,))
 
 
 class AllFiniteTest(parameterized.TestCase):

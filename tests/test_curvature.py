@@ -156,6 +156,17 @@ class QuadraticSpectraTest(chex.TestCase):
     self.assertLessEqual(est.min_curvature, ref[0])
     self.assertGreater(est.min_curvature, 0.0)
 
+  @parameterized.parameters(1e-25, 1e30)
+  def test_the_loss_scale_scales_the_bounds(self, scale):
+    # float32 products of a loss scaled by 10⁻²⁵ (10³⁰) have squares that
+    # underflow (overflow): M came out 3× too low (an error: "not finite").
+    a = np.geomspace(1e-3, 1.0, 40)
+    x0 = jnp.asarray(np.random.default_rng(0).normal(size=40), jnp.float32)
+    loss = lambda x: scale * 0.5 * jnp.sum(jnp.asarray(a, jnp.float32) * x * x)
+    est = _quiet(estimate_curvature, loss, x0)
+    self.assertBetween(est.max_curvature / scale, 1.0, 1.05)
+    self.assertBetween(est.min_curvature / scale, 0.5e-3, 1e-3)
+
   def test_exact_when_iterations_exceed_dimension(self):
     eigenvalues = np.array([0.3, 1.0, 2.0, 2.5, 7.0, 11.0])
     a = jnp.asarray(_matrix(eigenvalues, _orthogonal(6, 4)), jnp.float32)
