@@ -47,6 +47,11 @@ _LOWER = 0.9
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
+# A failed cycle at the cap m_eff = M/2 doubles M, unless its rise is at most
+# _NOISE times the loss's rounding measured at the anchor (by steps of
+# _NOISE_STEP times the failed displacement; docstring).
+_NOISE = 4.0
+_NOISE_STEP = 1 / 16
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -150,6 +155,17 @@ def _all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def _check_real(tree: Any, name: str) -> None:
+  """Raises if a leaf of ``tree`` is complex (the curvature is of a real
+  loss of real parameters)."""
+  for x in jax.tree_util.tree_leaves(tree):
+    if jnp.iscomplexobj(x):
+      raise TypeError(
+        f"{name} must be real, got a leaf of dtype {jnp.result_type(x)} and "
+        f"shape {jnp.shape(x)}."
+      )
+
+
 def _is_float(x: Any) -> bool:
   return jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
@@ -177,7 +193,7 @@ def _tree_norm(tree: Any, dtype) -> jax.Array:
   return jnp.sqrt(_tree_vdot(scaled, scaled, dtype)) * scale
 
 
-def _tree_scale(tree: Any, s: jax.Array) -> Any:
+def _tree_scale(tree: Any, s: jax.typing.ArrayLike) -> Any:
   return jax.tree_util.tree_map(lambda x: (x * s).astype(x.dtype), tree)
 
 
@@ -298,7 +314,16 @@ def scale_by_adaptive_fractal(
     A cycle that fails with ``m_eff`` already at the cap had every
     step below ``2/M``, which lowers the loss of any function whose curvature
     stays below ``M`` (the descent lemma): M is too low somewhere on the path
-    (a sharper region that the steps jumped over) and is doubled. The
+    (a sharper region that the steps jumped over) and is doubled, unless the
+    rise is the loss's own rounding, which no step size removes: two values
+    of ``value_fn`` at :math:`a \pm d/16` measure it, as
+    :math:`\max_\pm |f(a \pm \delta) - f(a) \mp \nabla f(a)^\top\delta|
+    - M \|\delta\|^2` (the exact change is the gradient term to within
+    :math:`\tfrac12 M \|\delta\|^2`), and a rise at most 4 times that
+    builds the next cycle for ``m_eff / 16`` instead (longer, so that its
+    progress shows above the rounding). A loss that cancels (``log_cosh``
+    near 0), or one computed in a lower precision than its dtype, otherwise
+    doubled ``M`` at each such cycle and froze the iterate. The
     repaired cycle's length follows its ``κ_eff`` (a 4× larger ``m_eff``
     halves it): its largest step is shorter and another failure costs half
     as much. The update
@@ -343,13 +368,20 @@ def scale_by_adaptive_fractal(
   ``max_condition_number``, for any loss (convex or not), the anchors'
   losses satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`;
   with a stated ``m``, on a loss whose curvature is at least ``m``, the exact
-  losses never rise (the computed ones may show the loss's rounding). (3) On
+  losses never rise (the computed ones may show the loss's rounding), up to
+  the rounding of the computed gradient in the test: at the dtype's floor,
+  where the gradient itself is rounding (a consistent least-squares loss
+  near 0), the exact loss may rise by amounts of that size. ``ε`` is the
+  machine epsilon of the loss's dtype or of the parameters', whichever is
+  larger (a bfloat16 loss of float32 parameters rounds at bfloat16's). (3) On
   a convex quadratic whose Hessian lies in ``[m, M]``, a cycle built for
   ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
   always accepted. (4) It cannot stall at an anchor: on a loss with an
   ``L``-Lipschitz gradient (convex or not, full batch), consecutive rejections
   raise ``m_eff`` to ``M/2`` and then double ``M`` until ``M ≥ L``, when every
-  step of the cycle is below ``2/L`` and its end is accepted. Nothing is
+  step of the cycle is below ``2/L`` and its end is accepted (in exact
+  arithmetic; in floating point a rise within the loss's measured rounding
+  does not double ``M``, see above). Nothing is
   promised about the loss *inside* a cycle, nor at a proposed cycle end before
   its test: the fractal schedule's large steps raise it there by design.
 
@@ -373,7 +405,17 @@ def scale_by_adaptive_fractal(
   accepted cycle one HVP (2), per rejected cycle one HVP (2, the wasted
   gradient at ``x_T`` being one of the updates), plus 2 per initial Lanczos
   step (at most ``2 · num_init_hvps``) once; ``recheck_anchor`` adds 1 per
-  cycle. The state counts them: ``count + num_value_evals + 2 · num_hvps``.
+  cycle, and measuring the loss's rounding 2 per cycle that fails at the cap
+  (rare but at the loss's floor). The state counts them: ``count +
+  num_value_evals + 2 · num_hvps``.
+
+  **Composition.** Chain it after transformations that keep the gradient's
+  meaning (``optax.clip_by_global_norm``, ``optax.identity``), not after
+  ones that change the loss it minimises: ``optax.add_decayed_weights``
+  makes the updates the gradient of another loss than ``value_fn`` (put
+  ``½ λ ‖x‖²`` in ``value_fn`` and pass ``l2_regularization=λ``).
+  ``optax.masked`` and ``optax.multi_transform`` hide parameters from
+  ``value_fn`` and raise an error.
 
   Args:
     num_steps: ``T``, the longest cycle, a static positive int (a power of
@@ -386,9 +428,15 @@ def scale_by_adaptive_fractal(
     max_condition_number: ``κ_max > 1``: ``m = M / κ_max`` (for losses with no
       known lower bound, e.g. non-convex ones).
     max_curvature: an optional first guess of ``M`` (required when
+      ``num_init_hvps=0``). Curvatures may be traced (under ``jit``); those
+      are not checked: a traced ``m`` that is not finite and > 0 in the
+      parameters' dtype gives no lower bound (``m_eff ≥ ε M``, no gradient
+      test), a traced ``max_curvature`` that is not is ignored (1 where
       ``num_init_hvps=0``).
     num_init_hvps: the most Lanczos steps that measure ``M`` at the first
-      update (0: trust ``max_curvature``; failed cycles then correct it).
+      update, 0 or at least 2 (0: trust ``max_curvature``; failed cycles
+      correct one that is too low, while one too high comes down by at most
+      2× per accepted cycle, slowly when the cycles are long).
       The Krylov basis of that many parameter-sized vectors is memory the
       compiled update holds (transiently, not state).
     adapt_max_curvature: let the power iteration (at every accepted cycle end)
@@ -437,12 +485,10 @@ def scale_by_adaptive_fractal(
     <https://arxiv.org/abs/2103.01338>`_, ICML 2021.
   """
   num_steps = _checks.check_num_steps(num_steps)
-  if isinstance(num_init_hvps, (bool, np.bool_)) or not isinstance(
-    num_init_hvps, numbers.Integral
-  ):
-    raise TypeError(f"num_init_hvps must be an int, got {num_init_hvps=!r}.")
-  num_init_hvps = int(num_init_hvps)
-  if num_init_hvps == 1 or num_init_hvps < 0:
+  num_init_hvps = _checks.check_num_steps(
+    num_init_hvps, "num_init_hvps", maximum=None, minimum=0
+  )
+  if num_init_hvps == 1:
     raise ValueError(
       f"num_init_hvps must be 0 or at least 2, got {num_init_hvps=}."
     )
@@ -532,6 +578,7 @@ def scale_by_adaptive_fractal(
     )
 
   def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
+    _check_real(params, "params")
     dtype = _float_dtype(params)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     for x in leaves:
@@ -556,25 +603,28 @@ def scale_by_adaptive_fractal(
     direction = jax.tree_util.tree_unflatten(treedef, direction)
     norm = _tree_norm(direction, dtype)
     direction = _tree_scale(direction, 1.0 / jnp.maximum(norm, 1e-30))
-    zero_i = jnp.zeros((), jnp.int32)
+    # Every leaf its own buffer (a shared one, or params' own, could not be
+    # donated: a jitted step may donate params and the state together).
+    zero_i = lambda: jnp.zeros((), jnp.int32)
+    scalar = lambda x: jnp.full((), x, dtype)
     return ScaleByAdaptiveFractalState(
-      count=zero_i,
-      position=zero_i,
-      anchor=jax.tree_util.tree_map(jnp.asarray, params),
-      anchor_value=jnp.asarray(jnp.inf, dtype),
+      count=zero_i(),
+      position=zero_i(),
+      anchor=jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), params),
+      anchor_value=scalar(jnp.inf),
       grad=direction,
-      value=jnp.asarray(jnp.inf, dtype),
-      max_curvature=jnp.zeros((), dtype),
-      min_curvature=jnp.zeros((), dtype),
-      restarting=jnp.asarray(False),
-      retrying=jnp.asarray(False),
-      pending=jnp.asarray(False),
-      num_accepted=zero_i,
-      num_rejected=zero_i,
-      num_hvps=zero_i,
-      num_value_evals=zero_i,
-      level=zero_i,
-      step_size=jnp.zeros((), dtype),
+      value=scalar(jnp.inf),
+      max_curvature=scalar(0),
+      min_curvature=scalar(0),
+      restarting=jnp.zeros((), bool),
+      retrying=jnp.zeros((), bool),
+      pending=jnp.zeros((), bool),
+      num_accepted=zero_i(),
+      num_rejected=zero_i(),
+      num_hvps=zero_i(),
+      num_value_evals=zero_i(),
+      level=zero_i(),
+      step_size=scalar(0),
     )
 
   def update_fn(
@@ -615,16 +665,44 @@ def scale_by_adaptive_fractal(
         f"{jax.tree_util.tree_structure(updates)} and "
         f"{jax.tree_util.tree_structure(params)}."
       )
+    if any(
+      isinstance(x, optax.MaskedNode)
+      for x in jax.tree_util.tree_leaves(
+        params, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+      )
+    ):
+      raise ValueError(
+        "scale_by_adaptive_fractal cannot run under optax.masked or "
+        "optax.multi_transform: value_fn needs every parameter, got params "
+        "with masked-out leaves (optax.MaskedNode)."
+      )
+    for name, tree in (("params", params), ("updates", updates)):
+      _check_real(tree, name)
+    for u, p in zip(
+      jax.tree_util.tree_leaves(updates),
+      jax.tree_util.tree_leaves(params),
+      strict=True,
+    ):
+      if jnp.shape(u) != jnp.shape(p):
+        raise ValueError(
+          "updates (the gradient) must have the shapes of params, got a leaf "
+          f"of shape {jnp.shape(u)} for a parameter of shape {jnp.shape(p)}."
+        )
     kwargs = _fn_kwargs(value_fn, extra_args)
     dtype = _float_dtype(params)
 
     def scalar(x, name):
+      """``x`` as a real scalar array of its own dtype, or a clear error."""
       try:
-        x = jnp.asarray(x, dtype)
+        x = jnp.asarray(x)
       except (TypeError, ValueError) as e:
         raise TypeError(
           f"{name} must be the scalar loss, got a {type(x).__name__}."
         ) from e
+      if jnp.iscomplexobj(x):
+        raise TypeError(
+          f"{name} must be the real scalar loss, got dtype {x.dtype}."
+        )
       if x.ndim != 0:
         raise ValueError(
           f"{name} must be the scalar loss, got shape {x.shape}."
@@ -632,9 +710,15 @@ def scale_by_adaptive_fractal(
       return x
 
     value = scalar(value, "value")
+    # The loss's own precision sets what rise is rounding: a bfloat16 loss of
+    # float32 params, or a float32 loss of params with a float64 leaf.
+    value_eps = float(jnp.finfo(dtype).eps)
+    if jnp.issubdtype(value.dtype, jnp.floating):
+      value_eps = max(value_eps, float(jnp.finfo(value.dtype).eps))
+    value = value.astype(dtype)
 
     def loss(p):
-      return scalar(value_fn(p, **kwargs), "value_fn's output")
+      return scalar(value_fn(p, **kwargs), "value_fn's output").astype(dtype)
 
     if not any(
       jnp.size(x) for x in jax.tree_util.tree_leaves(params) if _is_float(x)
@@ -670,10 +754,41 @@ def scale_by_adaptive_fractal(
       v_next, _, _ = _unit_or(hv, v, dtype)
       return theta, residual, v_next
 
+    def loss_rounding(a, f_a, g_a, d, big_m):
+      """The rounding of the computed loss near ``a``: the largest of
+      ``|f(a ± δ) - f(a) ∓ ∇f(a)·δ| - M‖δ‖²``, ``δ = d/16`` (``d`` the failed
+      cycle's displacement; two values of ``value_fn``). The exact change is
+      ``∇f(a)·δ`` to within ``½ M ‖δ‖²`` (curvature up to ``2M`` along ``δ``
+      is allowed for), so what remains is the computed loss's error."""
+      delta = _tree_scale(d, _NOISE_STEP)
+      first_order = _tree_vdot(g_a, delta, dtype)
+      second_order = big_m * _tree_vdot(delta, delta, dtype)
+
+      def error(sign):
+        shifted = jax.tree_util.tree_map(
+          lambda x, d: (x + sign * d).astype(x.dtype) if _is_float(x) else x,
+          a,
+          delta,
+        )
+        return jnp.abs(loss(shifted) - f_a - sign * first_order)
+
+      noise = jnp.maximum(error(1.0), error(-1.0)) - second_order
+      return jnp.where(jnp.isfinite(noise), noise, 0.0).astype(dtype)
+
     def m_floor(big_m):
+      """The stated ``m`` (``M / κ_max`` with ``max_condition_number``)."""
       if m_source == "max_condition_number":
         return big_m / jnp.asarray(m_value, dtype)
       return jnp.asarray(m_value, dtype)
+
+    def m_low(big_m):
+      """The lowest ``m_eff``: ``m``, but at least ``ε M``. An ``m`` that
+      underflows in ``dtype`` (or a ``κ_max`` beyond ``1/ε``) would otherwise
+      relax ``m_eff`` to 0, which leaves the schedule no interval; a traced
+      ``m`` that is not finite and > 0 (unchecked) gets the same floor."""
+      m = m_floor(big_m)
+      low = jnp.finfo(dtype).eps * big_m
+      return jnp.where(m > low, m, low)  # NaN > low is False.
 
     def descend(eta):
       """The step ``-η g`` (each leaf's dtype; zeros where not float) and
@@ -734,9 +849,17 @@ def scale_by_adaptive_fractal(
       # First update: measure M at the initial parameters, which are the anchor.
       first = big_m <= 0
 
+      def guess_or(default):
+        """The ``max_curvature`` guess where it is finite and > 0 in dtype (a
+        traced one is not checked), else ``default``."""
+        if max_curvature is None:
+          return jnp.asarray(default, dtype)
+        guess = jnp.asarray(max_curvature, dtype)
+        return jnp.where(jnp.isfinite(guess) & (guess > 0), guess, default)
+
       def measure(_):
         if num_init_hvps == 0:
-          return jnp.asarray(max_curvature, dtype), jnp.zeros((), jnp.int32)
+          return guess_or(1.0), jnp.zeros((), jnp.int32)
         top, residual, hnorm, num = _lanczos_top_impl(
           lambda p: loss(p),
           min(_INIT_MIN_HVPS, num_init_hvps),
@@ -751,23 +874,17 @@ def scale_by_adaptive_fractal(
           dtype, hnorm.astype(dtype), num.astype(dtype)
         )
         bound = (top + residual.astype(dtype) + delta) * (1 + _MARGIN)
-        if max_curvature is not None:
-          guess = jnp.asarray(max_curvature, dtype)
-          bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
+        guess = guess_or(jnp.nan)
+        bound = jnp.where((guess >= top) & (guess <= bound), guess, bound)
         # A non-finite or non-positive measurement: fall back to the guess.
-        fallback = (
-          jnp.asarray(max_curvature, dtype)
-          if max_curvature is not None
-          else jnp.asarray(1.0, dtype)
-        )
         ok = jnp.isfinite(bound) & (bound > 0)
-        return jnp.where(ok, bound, fallback), num.astype(jnp.int32)
+        return jnp.where(ok, bound, guess_or(1.0)), num.astype(jnp.int32)
 
       big_m, num_init = jax.lax.cond(
         first, measure, lambda _: (big_m, jnp.zeros((), jnp.int32)), None
       )
       num_hvps = num_hvps + num_init
-      m_first = jnp.maximum(m_floor(big_m), big_m / _FIRST_KAPPA)
+      m_first = jnp.maximum(m_low(big_m), big_m / _FIRST_KAPPA)
       m_eff = jnp.where(first, m_first, m_eff)  # Clipped to M/2 below.
       anchor = jax.tree_util.tree_map(
         lambda p, a: jnp.where(first, p, a), params, anchor
@@ -785,7 +902,7 @@ def scale_by_adaptive_fractal(
       # A rise within the rounding of the loss carries no curvature signal (near
       # the optimum f(x_T) and f(a) differ by less than their own rounding):
       # accept it, so that progress below the loss's resolution is kept.
-      slack = _SLACK * jnp.finfo(dtype).eps * jnp.abs(anchor_value)
+      slack = _SLACK * value_eps * jnp.abs(anchor_value)
       decreased = value <= anchor_value + slack
       if m_source != "max_condition_number":
         # A loss whose curvature is at least m (as the caller states) satisfies
@@ -799,12 +916,16 @@ def scale_by_adaptive_fractal(
           params,
           anchor,
         )
+        m_stated = m_floor(big_m)
         certified = _tree_vdot(
           _float_part(updates), cycle, dtype
-        ) <= 0.5 * m_floor(big_m) * _tree_vdot(cycle, cycle, dtype)
+        ) <= 0.5 * m_stated * _tree_vdot(cycle, cycle, dtype)
         # M below the stated m proves one of them wrong: then the loss alone
-        # decides (a too-high m would certify rising cycles).
-        decreased = decreased | (certified & (m_floor(big_m) < big_m))
+        # decides (a too-high m would certify rising cycles). So does an m
+        # that is not > 0 (a traced one is not checked).
+        decreased = decreased | (
+          certified & (m_stated > 0) & (m_stated < big_m)
+        )
       accept = pending & usable & decreased
       reject_end = pending & ~accept
 
@@ -837,7 +958,7 @@ def scale_by_adaptive_fractal(
         accept, power_step, lambda args: args, (big_m, direction)
       )
       num_hvps = num_hvps + accept.astype(jnp.int32)
-      m_eff = jnp.clip(m_eff, m_floor(big_m), 0.5 * big_m)
+      m_eff = jnp.clip(m_eff, m_low(big_m), 0.5 * big_m)
 
       # The fractal step from ``params``; its result must be finite.
       # A new cycle (the first, or after an accepted end) gets the length its
@@ -915,17 +1036,32 @@ def scale_by_adaptive_fractal(
         # on the path (which may have jumped over a sharper region than
         # either end shows). Without this the same cycle would repeat forever.
         at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
+        # Unless the rise is the loss's own rounding, which no step size
+        # removes: where a loss cancels (or carries a lower precision than its
+        # dtype), cycles near the optimum fail on rounding, and doubling M
+        # again and again would freeze the iterate. Then the next cycle is
+        # built longer (m_eff / 16) to make progress above that rounding.
+        probe_noise = at_cap & reject_end & usable
+        noise = jax.lax.cond(
+          probe_noise,
+          lambda _: loss_rounding(anchor, f_a, g_a, displacement, big_m),
+          lambda _: jnp.zeros((), dtype),
+          None,
+        )
+        rounding = probe_noise & (value - anchor_value <= _NOISE * noise)
+        at_cap = at_cap & ~rounding
         new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
         # Whether M or the quadratic model failed (or both, as where the top
         # curvature grows along the path), a shorter largest step repairs the
         # cycle: m_eff rises unless it is at the cap.
         new_m_eff = jnp.where(at_cap, m_eff, m_eff * _RAISE)
+        new_m_eff = jnp.where(rounding, m_eff / _RAISE**2, new_m_eff)
         # Where the anchor's own loss or gradient is not finite on this batch
         # (a broken batch) nothing is learnt, and M stays finite.
         keep = ~jnp.isfinite(f_a) | ~_all_finite(g_a) | ~jnp.isfinite(new_big_m)
         new_big_m = jnp.where(keep, big_m, new_big_m)
         new_m_eff = jnp.where(keep, m_eff, new_m_eff)
-        new_m_eff = jnp.clip(new_m_eff, m_floor(new_big_m), 0.5 * new_big_m)
+        new_m_eff = jnp.clip(new_m_eff, m_low(new_big_m), 0.5 * new_big_m)
         new_level = cycle_level(new_m_eff, new_big_m)
         eta0 = step_size(new_level, 0, new_m_eff, new_big_m)
         restep = jax.tree_util.tree_map(
@@ -950,6 +1086,7 @@ def scale_by_adaptive_fractal(
           new_level,
           eta0,
           new_anchor_value.astype(dtype),
+          2 * probe_noise.astype(jnp.int32),
         )
 
       def no_diagnose(args):
@@ -963,6 +1100,7 @@ def scale_by_adaptive_fractal(
           level,
           eta,
           anchor_value.astype(dtype),
+          jnp.zeros((), jnp.int32),
         )
 
       (
@@ -974,7 +1112,9 @@ def scale_by_adaptive_fractal(
         level,
         eta_taken,
         anchor_value,
+        noise_evals,
       ) = jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
+      num_value_evals = num_value_evals + noise_evals
       num_hvps = num_hvps + reject.astype(jnp.int32)
 
       # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
@@ -1056,8 +1196,8 @@ def adaptive_fractal_sgd(
 
   The updates already hold the (negative) step, so no learning rate follows;
   arguments, guarantees and costs are those of
-  :func:`scale_by_adaptive_fractal`. Chain it after gradient transformations
-  that keep the gradient's meaning (e.g. ``optax.clip_by_global_norm``).
+  :func:`scale_by_adaptive_fractal` (its **Composition** paragraph says what
+  it chains after).
 
   Example:
     >>> import fractal_optax

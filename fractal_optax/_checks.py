@@ -32,8 +32,10 @@ def check_num_steps(
   num_steps: Any,
   name: str = "num_steps",
   maximum: int | None = MAX_NUM_STEPS,
+  minimum: int = 1,
 ) -> int:
-  """Returns ``num_steps`` as a Python int after checking ``1 <= it <= max``.
+  """Returns ``num_steps`` as a Python int after checking
+  ``minimum <= it <= maximum``.
 
   Python and numpy integers and concrete 0-d integer arrays are accepted;
   bools, floats and traced values are not (``num_steps`` fixes array shapes).
@@ -51,12 +53,14 @@ def check_num_steps(
       pass
   if value is None:
     raise TypeError(
-      f"{name} must be a positive Python int (it fixes array shapes and must"
-      f" be static under jit), got {name}={num_steps!r} of type"
+      f"{name} must be a Python int >= {minimum} (it fixes array shapes and"
+      f" must be static under jit), got {name}={num_steps!r} of type"
       f" {type(num_steps).__name__}."
     )
-  if value < 1:
-    raise ValueError(f"{name} must be at least 1, got {name}={_short(value)}.")
+  if value < minimum:
+    raise ValueError(
+      f"{name} must be at least {minimum}, got {name}={_short(value)}."
+    )
   if maximum is not None and value > maximum:
     raise ValueError(
       f"{name} must be at most {maximum} (2**{maximum.bit_length() - 1}),"

@@ -375,6 +375,48 @@ class AdaptiveFractalTest(chex.TestCase):
     # rise (up to the gradient's own rounding, below 1e-12 here).
     self.assertLessEqual(float(np.max(np.diff(exact))), 1e-12)
 
+  def test_rounding_at_the_cap_does_not_double_m(self):
+    # The same cancelling loss with max_condition_number, where no gradient
+    # test applies: rounding-level rises failed cycles at m_eff = M/2, each
+    # failure doubled M (2·10⁸ after 3,000 updates, the top being 3) and the
+    # iterate froze. A rise within the loss's rounding measured at the
+    # anchor now builds a longer cycle instead.
+    a = jnp.asarray(np.geomspace(0.01, 1.0, 20), jnp.float32)
+    loss = lambda x: (
+      jnp.sum(0.5 * a * x * x) + 2.0 * jnp.sum(optax.losses.log_cosh(x[-1:]))
+    )
+    opt = fractal_optax.adaptive_fractal_sgd(8, max_condition_number=300.0)
+    run = _scanned(opt, loss, 1500, lambda value, state: state.anchor_value)
+    x, state, anchors = run(jnp.full(20, 6.0, jnp.float32))
+    anchors = np.asarray(anchors)
+    self.assertLess(float(state.max_curvature), 6.0)
+    self.assertLess(float(jnp.linalg.norm(x)), 0.01)  # From 27.
+    self.assertGreater(int(state.num_value_evals), 0)  # The noise probes.
+    self.assertTrue(np.all(np.diff(anchors) <= _slack(anchors[:-1])))
+
+  def test_a_loss_of_lower_precision_than_params_sets_the_slack(self):
+    # A bfloat16 loss of float32 params rounds at bfloat16's ε: a cycle end
+    # whose loss is 4 bfloat16 ε above the anchor's is within the rounding
+    # (8 ε |f|) and accepted; the same rise in a float32 loss is not.
+    loss32, x = _quadratic(100.0)
+    loss = lambda x: loss32(x).astype(jnp.bfloat16)
+    opt = fractal_optax.adaptive_fractal_sgd(8, max_condition_number=100.0)
+    update = jax.jit(_bind(opt, loss))
+    grad_fn = jax.jit(jax.grad(loss32))
+    state = opt.init(x)
+    while not bool(state.pending):
+      updates, state = update(grad_fn(x), state, x, loss(x))
+      x = optax.apply_updates(x, updates)
+    eps = float(jnp.finfo(jnp.bfloat16).eps)
+    rise = float(state.anchor_value) * (1 + 4 * eps)
+    accepted = {}
+    for dtype in (jnp.bfloat16, jnp.float32):
+      _, after = update(grad_fn(x), state, x, jnp.asarray(rise, dtype))
+      accepted[jnp.dtype(dtype).name] = int(
+        after.num_accepted - state.num_accepted
+      )
+    self.assertEqual(accepted, {"bfloat16": 1, "float32": 0})
+
   @parameterized.parameters(
     ("min_curvature", True), ("max_condition_number", False)
   )
@@ -721,6 +763,67 @@ class AdaptiveFractalTest(chex.TestCase):
     self.assertLess(float(value), 0.05 * float(loss(x0)))  # 2 cycles, κ=100.
     self.assertBetween(float(big_m), 1.0, 1.2)
 
+  def test_donating_params_and_state(self):
+    # The usual flax pattern: one jitted step that donates the params and
+    # the optimiser state. init put params' own buffer (and one zero buffer
+    # for several counters) into the state: "donate the same buffer twice".
+    loss, x = _quadratic(100.0)
+    opt = fractal_optax.adaptive_fractal_sgd(8, min_curvature=0.01)
+
+    def step(x, state):
+      value, grad = jax.value_and_grad(loss)(x)
+      updates, state = opt.update(
+        grad, state, x, value=value, grad=grad, value_fn=loss
+      )
+      return optax.apply_updates(x, updates), state
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    for init in (opt.init, jax.jit(opt.init)):
+      x_i, state = jnp.array(x), init(jnp.array(x))
+      for _ in range(16):
+        x_i, state = step(x_i, state)
+      self.assertLess(float(loss(x_i)), 0.05 * float(loss(x)))
+
+  @parameterized.parameters(
+    {"min_curvature": 1e-50},
+    {"l2_regularization": 1e-45},
+    {"max_condition_number": 1e300},
+  )
+  def test_an_m_that_underflows_in_the_dtype(self, **m):
+    # m = 0 in float32 (or M/κ_max = 0): m_eff, divided by 3 at each
+    # accepted cycle, reached 0 after about 80 cycles; the schedule then had
+    # no interval and took steps of 1-4 on a loss whose top curvature is
+    # 100, and cycles failed for good. m_eff now stays at least ε M.
+    a = jnp.asarray(np.geomspace(1e-2, 100.0, _DIM), jnp.float32)
+    loss = lambda x: 0.5 * jnp.sum(a * (x - 1.0) ** 2)
+    opt = fractal_optax.adaptive_fractal_sgd(16, **m)
+    _, state, values = _scanned(opt, loss, 2000)(jnp.zeros(_DIM))
+    self.assertGreater(float(state.min_curvature), 0.0)
+    self.assertGreater(int(state.num_accepted), 100)
+    self.assertEqual(int(state.num_rejected), 0)
+    self.assertLess(float(values[-1]), 1e-3 * float(values[0]))
+
+  def test_traced_curvatures_that_are_not_valid(self):
+    # Traced curvatures are not checked (no error can be raised under jit):
+    # an m that is not finite and > 0 means no lower bound (m_eff ≥ ε M, no
+    # gradient test), a bad max_curvature guess is ignored. Before, a NaN m
+    # made m_eff NaN and a NaN guess with num_init_hvps=0 made M NaN.
+    loss, x0 = _quadratic(100.0)
+
+    @jax.jit
+    def run(m, guess):
+      opt = fractal_optax.adaptive_fractal_sgd(
+        8, min_curvature=m, max_curvature=guess, num_init_hvps=0
+      )
+      _, state, values = _scanned(opt, loss, 400)(x0)
+      return values[-1], state.min_curvature, state.max_curvature
+
+    for m, guess in ((jnp.nan, 2.0), (-1.0, 2.0), (0.01, jnp.nan)):
+      value, m_eff, big_m = run(jnp.float32(m), jnp.float32(guess))
+      self.assertTrue(np.isfinite([value, m_eff, big_m]).all(), (m, guess))
+      self.assertGreater(float(m_eff), 0.0)
+      self.assertLess(float(value), 1e-3 * float(loss(x0)))
+
   def test_mini_batches_reach_value_fn(self):
     # A mini-batch loss: value_fn(params, batch=...) on the current batch.
     rng = np.random.default_rng(1)
@@ -811,6 +914,22 @@ class AdaptiveFractalTest(chex.TestCase):
       make(8, min_curvature=1.0, seed=2**70)
     with self.assertRaisesRegex(ValueError, "finite and > 1"):
       make(8, max_condition_number=float("inf"))
+    with self.assertRaisesRegex(TypeError, "params must be real.*complex64"):
+      opt.init({"a": x, "z": x.astype(jnp.complex64)})
+    with self.assertRaisesRegex(TypeError, "updates must be real"):
+      opt.update(x.astype(jnp.complex64), state, x, value=0.0, value_fn=jnp.sum)
+    with self.assertRaisesRegex(TypeError, "value must be the real scalar"):
+      opt.update(x, state, x, value=jnp.complex64(0), value_fn=jnp.sum)
+    with self.assertRaisesRegex(ValueError, r"shape \(3,\) for a parameter"):
+      opt.update(jnp.zeros(3), state, x, value=0.0, value_fn=jnp.sum)
+    masked = optax.masked(opt, {"a": True, "b": False})
+    params = {"a": x, "b": x}
+    with self.assertRaisesRegex(ValueError, "optax.masked"):
+      masked.update(
+        params, masked.init(params), params, value=0.0, value_fn=jnp.sum
+      )
+    # A 0-d int array is an int (as num_steps accepts it).
+    make(8, min_curvature=1.0, num_init_hvps=jnp.asarray(8))
     empty = jnp.zeros((0,))
     updates, _ = opt.update(
       empty, opt.init(empty), empty, value=0.0, value_fn=jnp.sum
