@@ -47,11 +47,6 @@ _LOWER = 0.9
 # A cycle end is accepted if its loss exceeds the anchor's by at most _SLACK
 # units of the dtype's epsilon (relative): the rounding of the loss itself.
 _SLACK = 8.0
-# A failed cycle at the cap m_eff = M/2 doubles M, unless its rise is at most
-# _NOISE times the loss's rounding measured at the anchor (by steps of
-# _NOISE_STEP times the failed displacement; docstring).
-_NOISE = 4.0
-_NOISE_STEP = 1 / 16
 
 
 class ScaleByAdaptiveFractalState(NamedTuple):
@@ -314,16 +309,7 @@ def scale_by_adaptive_fractal(
     A cycle that fails with ``m_eff`` already at the cap had every
     step below ``2/M``, which lowers the loss of any function whose curvature
     stays below ``M`` (the descent lemma): M is too low somewhere on the path
-    (a sharper region that the steps jumped over) and is doubled, unless the
-    rise is the loss's own rounding, which no step size removes: two values
-    of ``value_fn`` at :math:`a \pm d/16` measure it, as
-    :math:`\max_\pm |f(a \pm \delta) - f(a) \mp \nabla f(a)^\top\delta|
-    - M \|\delta\|^2` (the exact change is the gradient term to within
-    :math:`\tfrac12 M \|\delta\|^2`), and a rise at most 4 times that
-    builds the next cycle for ``m_eff / 16`` instead (longer, so that its
-    progress shows above the rounding). A loss that cancels (``log_cosh``
-    near 0), or one computed in a lower precision than its dtype, otherwise
-    doubled ``M`` at each such cycle and froze the iterate. The
+    (a sharper region that the steps jumped over) and is doubled. The
     repaired cycle's length follows its ``κ_eff`` (a 4× larger ``m_eff``
     halves it): its largest step is shorter and another failure costs half
     as much. The update
@@ -379,9 +365,13 @@ def scale_by_adaptive_fractal(
   always accepted. (4) It cannot stall at an anchor: on a loss with an
   ``L``-Lipschitz gradient (convex or not, full batch), consecutive rejections
   raise ``m_eff`` to ``M/2`` and then double ``M`` until ``M ≥ L``, when every
-  step of the cycle is below ``2/L`` and its end is accepted (in exact
-  arithmetic; in floating point a rise within the loss's measured rounding
-  does not double ``M``, see above). Nothing is
+  step of the cycle is below ``2/L`` and its end is accepted. The other side
+  of (4): where the loss's rounding alone makes cycle ends rise (a loss that
+  cancels, such as ``log_cosh`` near 0, or one computed in a lower precision
+  than it returns, with ``max_condition_number``, where no gradient test
+  applies), those failures double ``M`` too, and near the optimum ``M`` can
+  grow far above the curvature and freeze the iterate at the loss's
+  resolution. Nothing is
   promised about the loss *inside* a cycle, nor at a proposed cycle end before
   its test: the fractal schedule's large steps raise it there by design.
 
@@ -405,9 +395,7 @@ def scale_by_adaptive_fractal(
   accepted cycle one HVP (2), per rejected cycle one HVP (2, the wasted
   gradient at ``x_T`` being one of the updates), plus 2 per initial Lanczos
   step (at most ``2 · num_init_hvps``) once; ``recheck_anchor`` adds 1 per
-  cycle, and measuring the loss's rounding 2 per cycle that fails at the cap
-  (rare but at the loss's floor). The state counts them: ``count +
-  num_value_evals + 2 · num_hvps``.
+  cycle. The state counts them: ``count + num_value_evals + 2 · num_hvps``.
 
   **Composition.** Chain it after transformations that keep the gradient's
   meaning (``optax.clip_by_global_norm``, ``optax.identity``), not after
@@ -657,6 +645,22 @@ def scale_by_adaptive_fractal(
         "scale_by_adaptive_fractal's update needs the state its init "
         f"returned, got a state of type {type(state).__name__}."
       )
+    if jax.tree_util.tree_structure(
+      state.anchor
+    ) != jax.tree_util.tree_structure(params) or any(
+      jnp.shape(a) != jnp.shape(p)
+      for a, p in zip(
+        jax.tree_util.tree_leaves(state.anchor),
+        jax.tree_util.tree_leaves(params),
+        strict=True,
+      )
+    ):
+      raise ValueError(
+        "state must be the one init returned for params of this structure "
+        "and shapes, got a state for "
+        f"{jax.tree_util.tree_map(jnp.shape, state.anchor)} and params "
+        f"{jax.tree_util.tree_map(jnp.shape, params)}."
+      )
     if jax.tree_util.tree_structure(updates) != jax.tree_util.tree_structure(
       params
     ):
@@ -753,27 +757,6 @@ def scale_by_adaptive_fractal(
       residual = _tree_norm(res, dtype)
       v_next, _, _ = _unit_or(hv, v, dtype)
       return theta, residual, v_next
-
-    def loss_rounding(a, f_a, g_a, d, big_m):
-      """The rounding of the computed loss near ``a``: the largest of
-      ``|f(a ± δ) - f(a) ∓ ∇f(a)·δ| - M‖δ‖²``, ``δ = d/16`` (``d`` the failed
-      cycle's displacement; two values of ``value_fn``). The exact change is
-      ``∇f(a)·δ`` to within ``½ M ‖δ‖²`` (curvature up to ``2M`` along ``δ``
-      is allowed for), so what remains is the computed loss's error."""
-      delta = _tree_scale(d, _NOISE_STEP)
-      first_order = _tree_vdot(g_a, delta, dtype)
-      second_order = big_m * _tree_vdot(delta, delta, dtype)
-
-      def error(sign):
-        shifted = jax.tree_util.tree_map(
-          lambda x, d: (x + sign * d).astype(x.dtype) if _is_float(x) else x,
-          a,
-          delta,
-        )
-        return jnp.abs(loss(shifted) - f_a - sign * first_order)
-
-      noise = jnp.maximum(error(1.0), error(-1.0)) - second_order
-      return jnp.where(jnp.isfinite(noise), noise, 0.0).astype(dtype)
 
     def m_floor(big_m):
       """The stated ``m`` (``M / κ_max`` with ``max_condition_number``)."""
@@ -1036,26 +1019,11 @@ def scale_by_adaptive_fractal(
         # on the path (which may have jumped over a sharper region than
         # either end shows). Without this the same cycle would repeat forever.
         at_cap = ~too_low & (m_eff >= 0.999 * 0.5 * big_m)
-        # Unless the rise is the loss's own rounding, which no step size
-        # removes: where a loss cancels (or carries a lower precision than its
-        # dtype), cycles near the optimum fail on rounding, and doubling M
-        # again and again would freeze the iterate. Then the next cycle is
-        # built longer (m_eff / 16) to make progress above that rounding.
-        probe_noise = at_cap & reject_end & usable
-        noise = jax.lax.cond(
-          probe_noise,
-          lambda _: loss_rounding(anchor, f_a, g_a, displacement, big_m),
-          lambda _: jnp.zeros((), dtype),
-          None,
-        )
-        rounding = probe_noise & (value - anchor_value <= _NOISE * noise)
-        at_cap = at_cap & ~rounding
         new_big_m = jnp.where(at_cap, 2 * big_m, new_big_m)
         # Whether M or the quadratic model failed (or both, as where the top
         # curvature grows along the path), a shorter largest step repairs the
         # cycle: m_eff rises unless it is at the cap.
         new_m_eff = jnp.where(at_cap, m_eff, m_eff * _RAISE)
-        new_m_eff = jnp.where(rounding, m_eff / _RAISE**2, new_m_eff)
         # Where the anchor's own loss or gradient is not finite on this batch
         # (a broken batch) nothing is learnt, and M stays finite.
         keep = ~jnp.isfinite(f_a) | ~_all_finite(g_a) | ~jnp.isfinite(new_big_m)
@@ -1086,7 +1054,6 @@ def scale_by_adaptive_fractal(
           new_level,
           eta0,
           new_anchor_value.astype(dtype),
-          2 * probe_noise.astype(jnp.int32),
         )
 
       def no_diagnose(args):
@@ -1100,7 +1067,6 @@ def scale_by_adaptive_fractal(
           level,
           eta,
           anchor_value.astype(dtype),
-          jnp.zeros((), jnp.int32),
         )
 
       (
@@ -1112,9 +1078,7 @@ def scale_by_adaptive_fractal(
         level,
         eta_taken,
         anchor_value,
-        noise_evals,
       ) = jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
-      num_value_evals = num_value_evals + noise_evals
       num_hvps = num_hvps + reject.astype(jnp.int32)
 
       # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
