@@ -161,6 +161,18 @@ def _check_real(tree: Any, name: str) -> None:
       )
 
 
+def _check_like(tree: Any, params: Any, name: str) -> None:
+  """Raises unless ``tree`` has the structure and leaf shapes of ``params``."""
+  shapes = lambda t: [jnp.shape(x) for x in jax.tree_util.tree_leaves(t)]
+  structure = jax.tree_util.tree_structure
+  if structure(tree) != structure(params) or shapes(tree) != shapes(params):
+    raise ValueError(
+      f"{name} must have the structure and shapes of params, got "
+      f"{jax.tree_util.tree_map(jnp.shape, tree)} for params "
+      f"{jax.tree_util.tree_map(jnp.shape, params)}."
+    )
+
+
 def _is_float(x: Any) -> bool:
   return jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
@@ -645,30 +657,8 @@ def scale_by_adaptive_fractal(
         "scale_by_adaptive_fractal's update needs the state its init "
         f"returned, got a state of type {type(state).__name__}."
       )
-    if jax.tree_util.tree_structure(
-      state.anchor
-    ) != jax.tree_util.tree_structure(params) or any(
-      jnp.shape(a) != jnp.shape(p)
-      for a, p in zip(
-        jax.tree_util.tree_leaves(state.anchor),
-        jax.tree_util.tree_leaves(params),
-        strict=True,
-      )
-    ):
-      raise ValueError(
-        "state must be the one init returned for params of this structure "
-        "and shapes, got a state for "
-        f"{jax.tree_util.tree_map(jnp.shape, state.anchor)} and params "
-        f"{jax.tree_util.tree_map(jnp.shape, params)}."
-      )
-    if jax.tree_util.tree_structure(updates) != jax.tree_util.tree_structure(
-      params
-    ):
-      raise ValueError(
-        "updates (the gradient) must have the structure of params, got "
-        f"{jax.tree_util.tree_structure(updates)} and "
-        f"{jax.tree_util.tree_structure(params)}."
-      )
+    _check_like(state.anchor, params, "state (the one init returned)")
+    _check_like(updates, params, "updates (the gradient)")
     if any(
       isinstance(x, optax.MaskedNode)
       for x in jax.tree_util.tree_leaves(
@@ -682,16 +672,6 @@ def scale_by_adaptive_fractal(
       )
     for name, tree in (("params", params), ("updates", updates)):
       _check_real(tree, name)
-    for u, p in zip(
-      jax.tree_util.tree_leaves(updates),
-      jax.tree_util.tree_leaves(params),
-      strict=True,
-    ):
-      if jnp.shape(u) != jnp.shape(p):
-        raise ValueError(
-          "updates (the gradient) must have the shapes of params, got a leaf "
-          f"of shape {jnp.shape(u)} for a parameter of shape {jnp.shape(p)}."
-        )
     kwargs = _fn_kwargs(value_fn, extra_args)
     dtype = _float_dtype(params)
 

@@ -908,7 +908,9 @@ class AdaptiveFractalTest(chex.TestCase):
       opt.update(x, state, x, value=x, value_fn=jnp.sum)
     with self.assertRaisesRegex(TypeError, "value_fn's output must be"):
       opt.update(x, state, x, value=0.0, value_fn=lambda p: (p.sum(), {}))
-    with self.assertRaisesRegex(ValueError, "structure of params"):
+    with self.assertRaisesRegex(
+      ValueError, "updates .* structure and shapes of params"
+    ):
       opt.update({"a": x}, state, x, value=0.0, value_fn=jnp.sum)
     with self.assertRaisesRegex(TypeError, "state of type NoneType"):
       opt.update(x, None, x, value=0.0, value_fn=jnp.sum)
@@ -924,7 +926,9 @@ class AdaptiveFractalTest(chex.TestCase):
       opt.update(x.astype(jnp.complex64), state, x, value=0.0, value_fn=jnp.sum)
     with self.assertRaisesRegex(TypeError, "value must be the real scalar"):
       opt.update(x, state, x, value=jnp.complex64(0), value_fn=jnp.sum)
-    with self.assertRaisesRegex(ValueError, r"shape \(3,\) for a parameter"):
+    with self.assertRaisesRegex(
+      ValueError, r"updates .*\(3,\) for params \(2,\)"
+    ):
       opt.update(jnp.zeros(3), state, x, value=0.0, value_fn=jnp.sum)
     masked = optax.masked(opt, {"a": True, "b": False})
     params = {"a": x, "b": x}
@@ -932,9 +936,13 @@ class AdaptiveFractalTest(chex.TestCase):
       masked.update(
         params, masked.init(params), params, value=0.0, value_fn=jnp.sum
       )
-    with self.assertRaisesRegex(ValueError, "state must be the one init"):
+    with self.assertRaisesRegex(
+      ValueError, r"state \(the one init returned\) must"
+    ):
       opt.update(jnp.zeros(3), state, jnp.zeros(3), value=0.0, value_fn=jnp.sum)
-    with self.assertRaisesRegex(ValueError, "state must be the one init"):
+    with self.assertRaisesRegex(
+      ValueError, r"state \(the one init returned\) must"
+    ):
       opt.update({"a": x}, state, {"a": x}, value=0.0, value_fn=jnp.sum)
     # A 0-d int array is an int (as num_steps accepts it).
     make(8, min_curvature=1.0, num_init_hvps=jnp.asarray(8))
