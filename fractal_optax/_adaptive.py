@@ -161,8 +161,11 @@ def _check_real(tree: Any, name: str) -> None:
       )
 
 
-def _check_like(tree: Any, params: Any, name: str) -> None:
-  """Raises unless ``tree`` has the structure and leaf shapes of ``params``."""
+def _check_like(
+  tree: Any, params: Any, name: str, dtypes: bool = False
+) -> None:
+  """Raises unless ``tree`` has the structure and leaf shapes (and, with
+  ``dtypes``, the leaf dtypes) of ``params``."""
   shapes = lambda t: [jnp.shape(x) for x in jax.tree_util.tree_leaves(t)]
   structure = jax.tree_util.tree_structure
   if structure(tree) != structure(params) or shapes(tree) != shapes(params):
@@ -171,6 +174,30 @@ def _check_like(tree: Any, params: Any, name: str) -> None:
       f"{jax.tree_util.tree_map(jnp.shape, tree)} for params "
       f"{jax.tree_util.tree_map(jnp.shape, params)}."
     )
+  kinds = lambda t: [jnp.result_type(x) for x in jax.tree_util.tree_leaves(t)]
+  if dtypes and kinds(tree) != kinds(params):
+    raise TypeError(
+      f"{name} must have the dtypes of params, got "
+      f"{[str(k) for k in kinds(tree)]} for params "
+      f"{[str(k) for k in kinds(params)]}."
+    )
+
+
+def _add(count: jax.Array, increment: jax.typing.ArrayLike) -> jax.Array:
+  """``count + increment`` (``increment ≥ 0``), saturating at the maximum of
+  ``count``'s integer dtype, as ``optax.safe_increment`` does for ``count``."""
+  count = jnp.asarray(count)
+  increment = jnp.asarray(increment).astype(count.dtype)
+  top = jnp.iinfo(count.dtype).max
+  return jnp.where(count > top - increment, top, count + increment)
+
+
+def _cond(pred: Any, true_fn: Callable, false_fn: Callable, operand: Any):
+  """``jax.lax.cond``, or without jit (a concrete ``pred``) only the branch
+  taken: an eager ``lax.cond`` traces and compiles both at every call."""
+  if not _checks.is_traced(pred):
+    return (true_fn if bool(pred) else false_fn)(operand)
+  return jax.lax.cond(pred, true_fn, false_fn, operand)
 
 
 def _is_float(x: Any) -> bool:
@@ -362,16 +389,20 @@ def scale_by_adaptive_fractal(
   next update, which returns to the last accepted anchor, finite). (2) The
   loss at accepted cycle ends never rises beyond its own rounding: with
   full-batch ``value_fn``, every accepted end satisfies the test above, and
-  every other cycle end is discarded at the next update. With
-  ``max_condition_number``, for any loss (convex or not), the anchors'
-  losses satisfy :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|`;
-  with a stated ``m``, on a loss whose curvature is at least ``m``, the exact
-  losses never rise (the computed ones may show the loss's rounding), up to
-  the rounding of the computed gradient in the test: at the dtype's floor,
-  where the gradient itself is rounding (a consistent least-squares loss
-  near 0), the exact loss may rise by amounts of that size. ``ε`` is the
-  machine epsilon of the loss's dtype or of the parameters', whichever is
-  larger (a bfloat16 loss of float32 parameters rounds at bfloat16's). (3) On
+  every other cycle end is discarded at the next update. For any loss
+  (convex or not), an end the loss test accepts satisfies
+  :math:`f(a_{k+1}) \le f(a_k) + 8\,\epsilon\,|f(a_k)|` in computed values,
+  so its exact loss may have risen by that much plus the loss's rounding:
+  near the optimum of a loss whose :math:`|f^*|` is far above the gap
+  :math:`f - f^*`, that rise can exceed the gap. With a stated ``m``, on
+  a loss whose curvature is at least ``m``, an end the gradient test accepts
+  did not raise the exact loss (the computed one may show the loss's
+  rounding), up to the rounding of the computed gradient in the test: at the
+  dtype's floor, where the gradient itself is rounding (a consistent
+  least-squares loss near 0), the exact loss may rise by amounts of that
+  size. ``ε`` is the machine epsilon of the loss's dtype or of the
+  parameters', whichever is larger (a bfloat16 loss of float32 parameters
+  rounds at bfloat16's). (3) On
   a convex quadratic whose Hessian lies in ``[m, M]``, a cycle built for
   ``[m_eff, M]`` contracts the error by :func:`chebyshev_error_bound` and is
   always accepted. (4) It cannot stall at an anchor: on a loss with an
@@ -570,12 +601,10 @@ def scale_by_adaptive_fractal(
       lambda lo, hi, t=t: fractal_chebyshev_step_sizes(t, lo, hi)[position]
       for t in lengths
     ]
-    return jax.lax.switch(
-      level,
-      branches,
-      jnp.where(valid, m_eff, 0.5),
-      jnp.where(valid, big_m, 1.0),
-    )
+    args = (jnp.where(valid, m_eff, 0.5), jnp.where(valid, big_m, 1.0))
+    if not _checks.is_traced(level):  # Without jit: only the branch taken.
+      return branches[int(level)](*args)
+    return jax.lax.switch(level, branches, *args)
 
   def init_fn(params: optax.Params) -> ScaleByAdaptiveFractalState:
     _check_real(params, "params")
@@ -603,6 +632,16 @@ def scale_by_adaptive_fractal(
     direction = jax.tree_util.tree_unflatten(treedef, direction)
     norm = _tree_norm(direction, dtype)
     direction = _tree_scale(direction, 1.0 / jnp.maximum(norm, 1e-30))
+    # On the devices of its parameter leaf (sharded params: sharded the same).
+    direction = jax.tree_util.tree_map(
+      lambda v, x: (
+        jax.device_put(v, x.sharding)
+        if isinstance(x, jax.Array) and not _checks.is_traced(x)
+        else v
+      ),
+      direction,
+      params,
+    )
     # Every leaf its own buffer (a shared one, or params' own, could not be
     # donated: a jitted step may donate params and the state together).
     zero_i = lambda: jnp.zeros((), jnp.int32)
@@ -657,7 +696,9 @@ def scale_by_adaptive_fractal(
         "scale_by_adaptive_fractal's update needs the state its init "
         f"returned, got a state of type {type(state).__name__}."
       )
-    _check_like(state.anchor, params, "state (the one init returned)")
+    _check_like(
+      state.anchor, params, "state (the one init returned)", dtypes=True
+    )
     _check_like(updates, params, "updates (the gradient)")
     if any(
       isinstance(x, optax.MaskedNode)
@@ -683,9 +724,10 @@ def scale_by_adaptive_fractal(
         raise TypeError(
           f"{name} must be the scalar loss, got a {type(x).__name__}."
         ) from e
-      if jnp.iscomplexobj(x):
+      if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
-          f"{name} must be the real scalar loss, got dtype {x.dtype}."
+          f"{name} must be the real floating-point scalar loss, got dtype "
+          f"{x.dtype} (a loss rounded to integers has no curvature)."
         )
       if x.ndim != 0:
         raise ValueError(
@@ -696,9 +738,9 @@ def scale_by_adaptive_fractal(
     value = scalar(value, "value")
     # The loss's own precision sets what rise is rounding: a bfloat16 loss of
     # float32 params, or a float32 loss of params with a float64 leaf.
-    value_eps = float(jnp.finfo(dtype).eps)
-    if jnp.issubdtype(value.dtype, jnp.floating):
-      value_eps = max(value_eps, float(jnp.finfo(value.dtype).eps))
+    value_eps = max(
+      float(jnp.finfo(dtype).eps), float(jnp.finfo(value.dtype).eps)
+    )
     value = value.astype(dtype)
 
     def loss(p):
@@ -843,10 +885,10 @@ def scale_by_adaptive_fractal(
         ok = jnp.isfinite(bound) & (bound > 0)
         return jnp.where(ok, bound, guess_or(1.0)), num.astype(jnp.int32)
 
-      big_m, num_init = jax.lax.cond(
+      big_m, num_init = _cond(
         first, measure, lambda _: (big_m, jnp.zeros((), jnp.int32)), None
       )
-      num_hvps = num_hvps + num_init
+      num_hvps = _add(num_hvps, num_init)
       m_first = jnp.maximum(m_low(big_m), big_m / _FIRST_KAPPA)
       m_eff = jnp.where(first, m_first, m_eff)  # Clipped to M/2 below.
       anchor = jax.tree_util.tree_map(
@@ -858,10 +900,10 @@ def scale_by_adaptive_fractal(
       # caller's ``value`` (and gradient) are the loss (and gradient) there.
       pending = state.pending
       if recheck_anchor:
-        anchor_value = jax.lax.cond(
+        anchor_value = _cond(
           pending, lambda _: loss(anchor), lambda _: anchor_value, None
         )
-        num_value_evals = num_value_evals + pending.astype(jnp.int32)
+        num_value_evals = _add(num_value_evals, pending)
       # A rise within the rounding of the loss carries no curvature signal (near
       # the optimum f(x_T) and f(a) differ by less than their own rounding):
       # accept it, so that progress below the loss's resolution is kept.
@@ -917,10 +959,10 @@ def scale_by_adaptive_fractal(
         raised = jnp.where(jnp.isfinite(raised) & (raised > 0), raised, big_m)
         return raised, v_next
 
-      big_m, direction = jax.lax.cond(
+      big_m, direction = _cond(
         accept, power_step, lambda args: args, (big_m, direction)
       )
-      num_hvps = num_hvps + accept.astype(jnp.int32)
+      num_hvps = _add(num_hvps, accept)
       m_eff = jnp.clip(m_eff, m_low(big_m), 0.5 * big_m)
 
       # The fractal step from ``params``; its result must be finite.
@@ -1058,8 +1100,8 @@ def scale_by_adaptive_fractal(
         level,
         eta_taken,
         anchor_value,
-      ) = jax.lax.cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
-      num_hvps = num_hvps + reject.astype(jnp.int32)
+      ) = _cond(reject, diagnose, no_diagnose, (big_m, m_eff, direction))
+      num_hvps = _add(num_hvps, reject)
 
       # Accepted or mid-cycle: the fractal step. Rejected: the anchor's step
       # (or the anchor itself, if that step is not finite either).
@@ -1082,8 +1124,8 @@ def scale_by_adaptive_fractal(
         restarting=reject,
         retrying=reject | (state.retrying & ~accept),
         pending=next_pending,
-        num_accepted=state.num_accepted + accept.astype(jnp.int32),
-        num_rejected=state.num_rejected + reject.astype(jnp.int32),
+        num_accepted=_add(state.num_accepted, accept),
+        num_rejected=_add(state.num_rejected, reject),
         num_hvps=num_hvps,
         num_value_evals=num_value_evals,
         level=level.astype(jnp.int32),
@@ -1098,11 +1140,16 @@ def scale_by_adaptive_fractal(
     # the anchor and ``grad``, at every update), a loop updates its carry in
     # place. Inside a cycle it does not run: ``state`` comes back unchanged
     # and only its counters move.
-    _, new_updates, new_state = jax.lax.while_loop(
-      lambda carry: carry[0],
-      lambda carry: (jnp.asarray(False), *cycle_update(carry[2])),
-      (~in_cycle, step, state),
-    )
+    if not _checks.is_traced(in_cycle):  # Without jit: no loop to compile.
+      new_updates, new_state = (
+        (step, state) if bool(in_cycle) else cycle_update(state)
+      )
+    else:
+      _, new_updates, new_state = jax.lax.while_loop(
+        lambda carry: carry[0],
+        lambda carry: (jnp.asarray(False), *cycle_update(carry[2])),
+        (~in_cycle, step, state),
+      )
     steps_done = state.position + 1
     next_pending = steps_done == jnp.asarray(lengths, jnp.int32)[state.level]
     pick = lambda in_cycle_value, other: jnp.where(

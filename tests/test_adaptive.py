@@ -1,6 +1,9 @@
 """scale_by_adaptive_fractal: curvature repair, safeguards, optax and flax."""
 
 import functools
+import os
+import subprocess
+import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -123,6 +126,18 @@ class AdaptiveFractalTest(chex.TestCase):
     )
     self.assertEqual(int(state.position), 1)
     self.assertEqual(int(state.num_accepted), 2)
+    # Without jit only the branches taken run: a rejection's as well.
+    low = fractal_optax.adaptive_fractal_sgd(
+      8, min_curvature=0.01, max_curvature=0.05, num_init_hvps=0
+    )
+    _, state, x = _run(low, loss, x0, 13, variant=self.variant)
+    _, state_ref, x_ref = _run(low, loss, x0, 13, variant=jax.jit)
+    chex.assert_trees_all_close(x, x_ref, rtol=1e-5, atol=1e-7)
+    self.assertGreaterEqual(int(state.num_rejected), 1)
+    for field in ("num_rejected", "num_accepted", "num_hvps", "position"):
+      self.assertEqual(
+        int(getattr(state, field)), int(getattr(state_ref, field))
+      )
 
   @parameterized.named_parameters(
     ("m_too_low", 0.01), ("m_too_high", 100.0), ("no_guess", None)
@@ -788,6 +803,35 @@ class AdaptiveFractalTest(chex.TestCase):
         x_i, state = step(x_i, state)
       self.assertLess(float(loss(x_i)), 0.05 * float(loss(x)))
 
+  def test_init_puts_the_state_where_the_params_are(self):
+    # The power-iteration vector was drawn on the default device even for
+    # sharded params (jit in_shardings read from the state pinned it there).
+    # Two host devices need a fresh process (XLA reads the flag at start).
+    script = """
+import jax, jax.numpy as jnp, numpy as np, fractal_optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+mesh = Mesh(np.array(jax.devices()), ("d",))
+params = {"x": jax.device_put(jnp.arange(8.0), NamedSharding(mesh, P("d"))),
+          "y": jax.device_put(jnp.ones((2, 3)), NamedSharding(mesh, P()))}
+state = fractal_optax.adaptive_fractal_sgd(8, min_curvature=0.1).init(params)
+assert jax.device_count() == 2
+for tree in (state.grad, state.anchor):
+  for k, p in params.items():
+    assert tree[k].sharding.is_equivalent_to(p.sharding, p.ndim), k
+print("ok")
+"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run(
+      [sys.executable, "-c", script],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+    )
+    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    self.assertEqual(done.stdout.strip(), "ok")
+
   @parameterized.parameters(
     {"min_curvature": 1e-50},
     {"l2_regularization": 1e-45},
@@ -924,8 +968,21 @@ class AdaptiveFractalTest(chex.TestCase):
       opt.init({"a": x, "z": x.astype(jnp.complex64)})
     with self.assertRaisesRegex(TypeError, "updates must be real"):
       opt.update(x.astype(jnp.complex64), state, x, value=0.0, value_fn=jnp.sum)
-    with self.assertRaisesRegex(TypeError, "value must be the real scalar"):
+    with self.assertRaisesRegex(TypeError, "value must be the real float"):
       opt.update(x, state, x, value=jnp.complex64(0), value_fn=jnp.sum)
+    with self.assertRaisesRegex(TypeError, "value must be .*got dtype int32"):
+      opt.update(x, state, x, value=jnp.int32(0), value_fn=jnp.sum)
+    with self.assertRaisesRegex(
+      TypeError, "value_fn's output must be .*got dtype int32"
+    ):
+      opt.update(
+        x, state, x, value=0.0, value_fn=lambda p: jnp.sum(p).astype(int)
+      )
+    with self.assertRaisesRegex(
+      TypeError, r"state .* dtypes of params, got \['float32'\] .*bfloat16"
+    ):
+      y = x.astype(jnp.bfloat16)
+      opt.update(y, state, y, value=0.0, value_fn=jnp.sum)
     with self.assertRaisesRegex(
       ValueError, r"updates .*\(3,\) for params \(2,\)"
     ):
