@@ -4,7 +4,8 @@ Flags: ``--workdir DIR`` (``{preset}`` is replaced by the preset's name),
 ``--preset NAME`` (``--quick`` = ``--preset quick``), ``--set key=value ...``,
 ``--print-config``, and ``--data-dir`` / ``--dataset`` where the config has
 those fields. A bad config or an unwritable workdir exits with status 2
-before any work.
+before any work, as does a workdir holding unfinished work of another
+config.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
+import inspect
 import json
 import shlex
 import sys
@@ -19,6 +21,7 @@ from typing import Any
 
 from benchmarks import config as config_lib
 from benchmarks import files
+from benchmarks import resume
 
 
 def main(
@@ -38,7 +41,8 @@ def main(
     presets: name -> config (a frozen dataclass that checks itself), with a
       ``"default"``.
     run: the experiment; it also gets ``command=`` the full command line if
-      ``prog`` (how it is invoked: ``"python -m benchmarks.x"``) is given.
+      ``prog`` (how it is invoked: ``"python -m benchmarks.x"``, also the
+      name in usage and errors) is given and ``run`` takes ``command``.
     shortcuts: config fields that get a flag of their own.
 
   Returns:
@@ -111,6 +115,10 @@ def main(
     files.check_writable(workdir)
   except OSError as e:
     parser.error(f"--workdir: {e}")
-  if prog:
-    return run(config, workdir, command=shlex.join([*prog.split(), *argv]))
-  return run(config, workdir)
+  kwargs = {}
+  if prog and "command" in inspect.signature(run).parameters:
+    kwargs["command"] = shlex.join([*prog.split(), *argv])
+  try:
+    return run(config, workdir, **kwargs)
+  except resume.WorkdirConflict as e:
+    parser.error(f"--workdir: {e}")

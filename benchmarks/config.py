@@ -96,12 +96,31 @@ def _parse_scalar(key: str, text: str, like: Any) -> Any:
   )
 
 
-def parse_value(key: str, text: str, default: Any) -> Any:
+def _like_annotation(annotation: Any) -> Any:
+  """A value of the type an ``X | None`` field's annotation names (its
+  text, under ``from __future__ import annotations``), or None if unknown."""
+  words = str(annotation).replace("|", " ").replace(",", " ").split()
+  for name, like in (("bool", False), ("int", 0), ("float", 0.0), ("str", "")):
+    if name in words:
+      return like
+  return None
+
+
+def parse_value(
+  key: str, text: str, default: Any, annotation: Any = None
+) -> Any:
   """Parses ``text`` for field ``key`` as the type of its ``default``.
 
-  Tuples are comma-separated; ``None`` defaults accept ``none``, a number or
-  a string; booleans true/false/yes/no/on/off/1/0.
+  Tuples are comma-separated; booleans true/false/yes/no/on/off/1/0. A
+  field whose default or ``annotation`` allows None takes ``none``; a
+  ``None`` default otherwise a value of the type its annotation names
+  (``float | None``: a number), else a number or a string.
   """
+  optional = default is None or "None" in str(annotation).split()
+  if optional and text.strip().lower() in ("none", "null", ""):
+    return None
+  if default is None:
+    default = _like_annotation(annotation)
   if isinstance(default, (tuple, list)):
     like = default[0] if default else None
     items = [t for t in text.split(",") if t.strip()]
@@ -117,7 +136,8 @@ def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
   """
   if not dataclasses.is_dataclass(config) or isinstance(config, type):
     raise TypeError(f"config must be a dataclass instance, got {config=}.")
-  names = [f.name for f in dataclasses.fields(config)]
+  annotations = {f.name: f.type for f in dataclasses.fields(config)}
+  names = list(annotations)
   changes = {}
   for item in overrides:
     key, sep, text = item.partition("=")
@@ -130,7 +150,9 @@ def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
       f"Unknown config key {key!r} in {item!r}; valid "
       f"keys: {', '.join(sorted(names))}.",
     )
-    changes[key] = parse_value(key, text, getattr(config, key))
+    changes[key] = parse_value(
+      key, text, getattr(config, key), annotations[key]
+    )
   return dataclasses.replace(config, **changes)
 
 

@@ -3,8 +3,9 @@
 A :class:`Store` keeps each finished unit (a deterministic function of the
 config) as ``workdir/units/<name>.json``, written atomically; a restarted run
 reuses them and computes only the rest. :func:`claim` records the config in
-``workdir/config.json`` and refuses a workdir holding unfinished work (units
-or training checkpoints) of another config. Only process 0 writes.
+``workdir/config.json`` and refuses a workdir holding unfinished work (units,
+or training checkpoints of a run without its ``summary.json``) of another
+config; a finished run of another config is replaced. Only process 0 writes.
 
 Example::
 
@@ -34,13 +35,29 @@ IGNORED_KEYS = ("progress",)
 _UNIT_NAME = re.compile(r"[A-Za-z0-9_.=+,-]+")
 
 
-def _in_progress(workdir: str) -> bool:
-  """Whether ``workdir`` holds stored units or training checkpoints."""
+class WorkdirConflict(ValueError):
+  """The workdir holds unfinished work of a run with another config."""
+
+
+def _work(workdir: str) -> tuple[list[str], list[str]]:
+  """``(unfinished, finished)``: non-empty unit directories and training
+  checkpoints of runs without a ``summary.json``; checkpoints of finished
+  runs (kept beside, or below, the summary written last)."""
+  unfinished, finished = [], []
   for root, dirs, names in os.walk(workdir):
     base = os.path.basename(root)
-    if (base == CHECKPOINT_DIR and dirs) or (base == UNITS_DIR and names):
-      return True
-  return False
+    if base == UNITS_DIR and names:
+      unfinished.append(root)
+    elif base == CHECKPOINT_DIR and dirs:
+      run = os.path.dirname(root)
+      while not os.path.isfile(os.path.join(run, files.SUMMARY_FILE)):
+        if os.path.samefile(run, workdir) or run == os.path.dirname(run):
+          unfinished.append(root)
+          break
+        run = os.path.dirname(run)
+      else:
+        finished.append(root)
+  return sorted(unfinished), sorted(finished)
 
 
 def _differing_keys(
@@ -58,24 +75,32 @@ def claim(
 ) -> None:
   """Records ``config`` in ``workdir``, refusing unfinished work of another.
 
-  Raises ``ValueError`` naming the differing keys (outside ``ignore``, the
-  fields that do not change results) if the workdir holds units or
-  checkpoints of another config.
+  Raises :class:`WorkdirConflict` naming the differing keys (outside
+  ``ignore``, the fields that do not change results) and the unfinished
+  paths if the workdir holds units or checkpoints of an unfinished run of
+  another config. A finished run of another config loses its
+  ``summary.json`` (which would vouch for results of that config) and its
+  checkpoints (which a new run would resume from) before the new config is
+  recorded.
   """
   workdir = os.fspath(workdir)
   current = config_lib.to_dict(config)
   path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.isfile(path) and _in_progress(workdir):
+  if os.path.isfile(path):
     with open(path) as f:
       previous = json.load(f)
     diff = _differing_keys(previous, current, ignore)
-    if diff:
-      raise ValueError(
+    unfinished, finished = _work(workdir) if diff else ([], [])
+    if unfinished:
+      raise WorkdirConflict(
         f"{workdir!r} holds unfinished work of a run with a different "
         f"config (keys {diff}); use another --workdir, or delete "
-        f"{os.path.join(workdir, UNITS_DIR)!r} and "
-        f"{os.path.join(workdir, CHECKPOINT_DIR)!r}."
+        f"{', '.join(repr(p) for p in unfinished)}."
       )
+    if diff and files.is_lead_process():
+      files.remove_summary(workdir)
+      for stale in finished:
+        shutil.rmtree(stale)
   files.write_json(path, current)
 
 

@@ -22,6 +22,7 @@ class _Config:
   learning_rate: float = 0.1
   dataset: str = "mnist5k"
   data_dir: str | None = None
+  tol: float | None = None
   progress: bool = True
   lambdas: tuple[float, ...] = (1e-2, 3e-3)
   mode: str = "train"
@@ -74,6 +75,12 @@ class ConfigTest(parameterized.TestCase):
     self.assertEqual(config.lambdas, (0.1, 1e-4, 5.0))
     self.assertEqual(config.data_dir, "/tmp/x")
     self.assertEqual(_Config().num_steps, 10)  # The preset is untouched.
+    # A None default is typed by its annotation: `str | None` keeps digits
+    # as a string (a path), `float | None` takes numbers or none only.
+    config = config_lib.apply_overrides(_Config(), ["data_dir=123", "tol=1"])
+    self.assertEqual((config.data_dir, config.tol), ("123", 1.0))
+    self.assertIsInstance(config.tol, float)
+    self.assertIsNone(config_lib.apply_overrides(config, ["tol=none"]).tol)
 
   @parameterized.named_parameters(
     ("unknown_key", "num_stepz=3", "Unknown config key 'num_stepz'"),
@@ -81,6 +88,7 @@ class ConfigTest(parameterized.TestCase):
     ("bad_int", "num_steps=1.5", "expected an integer"),
     ("bad_bool", "progress=maybe", "expected a boolean"),
     ("bad_float", "learning_rate=fast", "expected a number"),
+    ("bad_optional_float", "tol=abc", "--set tol: expected a number"),
     ("check", "num_steps=0", r"num_steps must be > 0, got num_steps=0\."),
     ("check_tuple", "lambdas=1,-2", r"lambdas must be > 0, got lambdas="),
     ("choice", "mode=dance", r"mode must be one of \['sweep', 'train'\]"),

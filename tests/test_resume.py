@@ -4,6 +4,7 @@ and the atomic files and metrics they rely on."""
 import dataclasses
 import json
 import os
+import re
 import tempfile
 
 from absl.testing import absltest
@@ -12,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import cli
 from benchmarks import files
 from benchmarks import metrics
 from benchmarks import reporting
@@ -106,6 +108,55 @@ class StoreTest(absltest.TestCase):
       resume.claim(d, _Config(progress=False))  # Ignored key.
       with self.assertRaisesRegex(ValueError, "different config.*num_steps"):
         resume.claim(d, _Config(num_steps=11))
+
+  def test_a_finished_run_of_another_config_is_replaced_not_refused(self):
+    # Finished training runs keep their checkpoints beside the summary
+    # written last (runs/x: the workdir's summary; seed_0: its own). A new
+    # config took them for unfinished work and was refused; now the stale
+    # summary and checkpoints go, so the new run cannot resume from them.
+    with tempfile.TemporaryDirectory() as d:
+      resume.claim(d, _Config())
+      stale = [
+        os.path.join(d, "runs", "x", resume.CHECKPOINT_DIR, "5"),
+        os.path.join(d, "seed_0", resume.CHECKPOINT_DIR, "5"),
+      ]
+      for path in stale:
+        os.makedirs(path)
+      files.write_summary(d, {"num_steps": 10})
+      files.write_summary(os.path.join(d, "seed_0"), {"num_steps": 10})
+      resume.claim(d, _Config(num_steps=11))
+      self.assertFalse(os.path.exists(os.path.join(d, files.SUMMARY_FILE)))
+      for path in stale:
+        self.assertFalse(os.path.exists(os.path.dirname(path)), path)
+      config = files.read_json(os.path.join(d, resume.CONFIG_FILE))
+      self.assertEqual(config["num_steps"], 11)
+
+  def test_a_conflict_names_the_unfinished_paths_and_exits_2(self):
+    with tempfile.TemporaryDirectory() as d:
+      resume.claim(d, _Config())
+      unfinished = os.path.join(d, "seed_1", resume.CHECKPOINT_DIR)
+      os.makedirs(os.path.join(unfinished, "5"))
+      finished = os.path.join(d, "seed_0", resume.CHECKPOINT_DIR)
+      os.makedirs(os.path.join(finished, "5"))
+      files.write_summary(os.path.join(d, "seed_0"), {})
+      with self.assertRaisesRegex(
+        resume.WorkdirConflict, "num_steps.*" + re.escape(unfinished)
+      ):
+        resume.claim(d, _Config(num_steps=11))
+      self.assertTrue(os.path.exists(finished))  # Refused: nothing deleted.
+
+      def run(config, workdir):
+        resume.claim(workdir, config)
+
+      with self.assertRaises(SystemExit) as exit_:
+        cli.main(
+          ["--workdir", d, "--set", "num_steps=12"],
+          description="",
+          presets={"default": _Config()},
+          run=run,
+          default_workdir=d,
+        )
+      self.assertEqual(exit_.exception.code, 2)
 
   def test_finished_reads_back_only_a_summary_of_the_same_config(self):
     with tempfile.TemporaryDirectory() as d:

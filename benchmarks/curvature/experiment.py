@@ -29,6 +29,7 @@ import scipy.sparse.linalg
 from benchmarks import config as config_lib
 from benchmarks import files
 from benchmarks import reporting
+from benchmarks import resume
 from benchmarks.curvature import configs
 import fractal_optax
 
@@ -262,15 +263,22 @@ def run(
 ) -> dict[str, Any]:
   """Benchmarks every problem; writes and returns ``curvature.json``.
 
-  ``curvature.md`` holds the table under ``command``, the command line.
+  ``curvature.md`` holds the table under ``command``, the command line. Each
+  problem's row is a unit of ``benchmarks.resume.Store``: a killed run
+  resumes at the first problem it had not finished.
   """
+  store = resume.Store(workdir, config)
   rows = []
   with jax.enable_x64(config.dtype == "float64"):
-    makers = [
-      functools.partial(quadratic_problem, n, config) for n in config.sizes
-    ] + [functools.partial(mlp_problem, config)]
-    for make in makers:
-      rows.append(row := benchmark_problem(make(), config))
+    makers = {
+      f"quadratic_n={n}": functools.partial(quadratic_problem, n, config)
+      for n in config.sizes
+    } | {"mlp": functools.partial(mlp_problem, config)}
+    for unit, make in makers.items():
+      row = store.compute(
+        unit, lambda make=make: benchmark_problem(make(), config)
+      )
+      rows.append(row)
       print(
         f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
         f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
@@ -289,5 +297,6 @@ def run(
   files.write_text(
     os.path.join(workdir, "curvature.md"), f"`{command}`\n\n" + table
   )
+  store.clear()
   print(table)
   return result

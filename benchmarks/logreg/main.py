@@ -30,6 +30,7 @@ def main(argv=None):
     presets=configs.PRESETS,
     run=run,
     default_workdir="results/logreg/{preset}",
+    prog="python -m benchmarks.logreg",
   )
 
 

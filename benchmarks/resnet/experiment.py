@@ -154,8 +154,8 @@ def run_experiment(
   """
   parallel.maybe_initialize_distributed(config.distributed)
   mesh = parallel.make_mesh()
+  store = resume.Store(workdir, config)  # Refuses before deleting anything.
   files.remove_summary(workdir)
-  store = resume.Store(workdir, config)
   start = time.perf_counter()
   if dataset is None:
     dataset = data.load(config)

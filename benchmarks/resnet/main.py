@@ -35,6 +35,7 @@ def main(argv=None):
     presets=configs.PRESETS,
     run=run,
     default_workdir="results/resnet",
+    prog="python -m benchmarks.resnet",
   )
 
 
