@@ -16,6 +16,7 @@ class Config:
     tol: eigsh's relative tolerance (None: 1e-8 in float64, 1e-4 in float32).
     repeats: timed repeats (the best is kept).
     seed: of the problems and of the Lanczos start vector.
+    progress: print a line per problem as it finishes.
   """
 
   sizes: tuple[int, ...] = (1000, 10000, 100000)
@@ -27,6 +28,7 @@ class Config:
   repeats: int = 3
   seed: int = 0
   num_reflectors: int = 4
+  progress: bool = True
 
   def __post_init__(self):
     checks.non_empty("sizes", self.sizes)

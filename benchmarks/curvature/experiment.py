@@ -279,12 +279,13 @@ def run(
         unit, lambda make=make: benchmark_problem(make(), config)
       )
       rows.append(row)
-      print(
-        f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
-        f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
-        f"HVPs {row['ours_time_to_match_s']:.3f}s",
-        flush=True,
-      )
+      if config.progress:
+        print(
+          f"{row['problem']}: eigsh {row['eigsh_hvps']} HVPs "
+          f"{row['eigsh_time_s']:.3f}s | ours {row['ours_hvps_to_match']} "
+          f"HVPs {row['ours_time_to_match_s']:.3f}s",
+          flush=True,
+        )
   result = {
     "benchmark": "curvature",
     "command": command,
