@@ -10,6 +10,7 @@ known extreme eigenvalues.
 import json
 import os
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import jax
@@ -54,6 +55,37 @@ class QuickRunTest(absltest.TestCase):
       text = f.read()
     self.assertTrue(text.startswith("`python -m benchmarks.curvature --quick"))
     self.assertIn("| quadratic_40 | float32 |", text)
+
+  def test_a_killed_run_resumes_at_the_unfinished_problem(self):
+    real, calls = experiment.benchmark_problem, []
+
+    def killed_at_mlp(problem, config):
+      calls.append(problem["name"])
+      if problem["name"].startswith("mlp"):
+        raise KeyboardInterrupt("simulated kill")
+      return real(problem, config)
+
+    with tempfile.TemporaryDirectory() as d:
+      args = _ARGS + ["--workdir", d, "--set", "progress=false"]
+      with mock.patch.object(experiment, "benchmark_problem", killed_at_mlp):
+        with self.assertRaises(KeyboardInterrupt):
+          curvature_main.main(args)
+      self.assertEqual(
+        os.listdir(os.path.join(d, "units")), ["quadratic_n=40.json"]
+      )
+      self.assertFalse(os.path.exists(os.path.join(d, "curvature.json")))
+      calls.clear()
+      with mock.patch.object(
+        experiment,
+        "benchmark_problem",
+        lambda p, c: calls.append(p["name"]) or real(p, c),
+      ):
+        result = curvature_main.main(args)
+      self.assertEqual(calls, ["mlp_41"])  # The quadratic's row was reused.
+      self.assertEqual(
+        [r["problem"] for r in result["rows"]], ["quadratic_40", "mlp_41"]
+      )
+      self.assertFalse(os.path.exists(os.path.join(d, "units")))
 
   def test_rows(self):
     eps = float(np.finfo(np.float32).eps)
