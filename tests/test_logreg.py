@@ -144,6 +144,10 @@ class QuickRunTest(absltest.TestCase):
       with open(os.path.join(workdir, "summary.json")) as f:
         on_disk = json.load(f)
       self.assertEqual(on_disk["best_constant"], summary["best_constant"])
+      self.assertEqual(
+        on_disk["command"],
+        f"python -m benchmarks.logreg --quick --workdir {workdir}",
+      )
       config = configs.get_config("quick")
       n = config.num_steps
       names = set(on_disk["methods"])

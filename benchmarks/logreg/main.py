@@ -18,9 +18,9 @@ from benchmarks.logreg import train
 MODES = {"compare": train.train_and_evaluate, "sweep": sweep.run_sweep}
 
 
-def run(config: configs.Config, workdir: str):
+def run(config: configs.Config, workdir: str, *, command: str = ""):
   """Dispatches on ``config.mode``."""
-  return MODES[config.mode](config, workdir)
+  return MODES[config.mode](config, workdir, command=command)
 
 
 def main(argv=None):

@@ -219,8 +219,11 @@ def sweep_one(
   }
 
 
-def run_sweep(config: configs.Config, workdir: str) -> dict[str, Any]:
-  """Runs (or resumes) the sweep and writes its files under ``workdir``."""
+def run_sweep(
+  config: configs.Config, workdir: str, *, command: str = ""
+) -> dict[str, Any]:
+  """Runs (or resumes) the sweep and writes its files under ``workdir``
+  (``sweep.json`` records ``command``, the command line)."""
   start = time.perf_counter()
   store = resume.Store(workdir, config)
   files.remove_summary(workdir, SWEEP_FILE)
@@ -236,6 +239,7 @@ def run_sweep(config: configs.Config, workdir: str) -> dict[str, Any]:
     )
   summary = {
     "experiment": "logreg_sweep",
+    "command": command,
     "config": config_lib.to_dict(config),
     "dataset": {
       "name": dataset.name,

@@ -640,10 +640,13 @@ def summarise(
   }
 
 
-def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
+def train_and_evaluate(
+  config: Config, workdir: str, *, command: str = ""
+) -> dict[str, Any]:
   """Runs (or resumes) every method; returns the summary. Writes
   ``runs/<method>/metrics.jsonl`` (and ``checkpoints/``), ``results.md``,
-  ``figure5.png`` and, last, ``summary.json``."""
+  ``figure5.png`` and, last, ``summary.json`` (with ``command``, the
+  command line)."""
   if config.mode != "compare":
     raise ValueError(
       "train_and_evaluate runs mode='compare' (the sweep is "
@@ -678,6 +681,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     )
   summary = summarise(config, problem, numbers, methods, records)
   summary["seconds"] = time.perf_counter() - start  # This invocation only.
+  summary["command"] = command
   markdown = report.results_markdown(summary)
   files.write_text(os.path.join(workdir, "results.md"), markdown)
   report.plot_figure5(os.path.join(workdir, "figure5.png"), summary, records)

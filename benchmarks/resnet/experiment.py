@@ -146,11 +146,16 @@ def compare(
 
 
 def run_experiment(
-  config: Config, workdir: str, dataset: input_pipeline.Dataset | None = None
+  config: Config,
+  workdir: str,
+  dataset: input_pipeline.Dataset | None = None,
+  *,
+  command: str = "",
 ) -> dict[str, Any]:
   """Sweep and comparison; writes and returns the summary (``mode=experiment``).
 
-  ``dataset`` defaults to ``data.load(config)``.
+  ``dataset`` defaults to ``data.load(config)``; ``command`` (the command
+  line) is recorded in the summary.
   """
   parallel.maybe_initialize_distributed(config.distributed)
   mesh = parallel.make_mesh()
@@ -242,6 +247,7 @@ def run_experiment(
     "sweep": rows,
     **result,
     "config": config_lib.to_dict(config),
+    "command": command,
     "num_train": int(dataset.train_images.shape[0]),
     "num_test": int(dataset.test_images.shape[0]),
     "wall_time_s_this_invocation": time.perf_counter() - start,

@@ -14,7 +14,7 @@ from benchmarks import cli
 from benchmarks.resnet import configs
 
 
-def run(config, workdir):
+def run(config, workdir, *, command=""):
   """Dispatches on ``config.mode`` (imports JAX only now, not for --help)."""
   # pylint: disable=g-import-not-at-top
   from benchmarks.resnet import experiment
@@ -25,7 +25,7 @@ def run(config, workdir):
     "experiment": experiment.run_experiment,
     "train": train.train_and_evaluate,
     "throughput": throughput.run,
-  }[config.mode](config, workdir)
+  }[config.mode](config, workdir, command=command)
 
 
 def main(argv=None):

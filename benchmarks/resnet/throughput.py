@@ -80,8 +80,9 @@ def matmul_rate(n: int, dtype: Any, repeats: int = 10) -> float:
   return 2.0 * n**3 * repeats / best
 
 
-def run(config: Config, workdir: str) -> dict[str, Any]:
-  """Measures; writes ``summary.json`` and ``results.md``; the summary."""
+def run(config: Config, workdir: str, *, command: str = "") -> dict[str, Any]:
+  """Measures; writes ``summary.json`` (with ``command``, the command line)
+  and ``results.md``; the summary."""
   parallel.maybe_initialize_distributed(config.distributed)
   mesh = parallel.make_mesh()
   files.remove_summary(workdir)
@@ -131,6 +132,7 @@ def run(config: Config, workdir: str) -> dict[str, Any]:
     f / c for f, c in zip(rates["fractal"], rates["constant"], strict=True)
   ]
   summary = {
+    "command": command,
     "ratio_fractal_over_constant": best["fractal"] / best["constant"],
     "ratio_median_of_paired_repeats": statistics.median(paired),
     "ratio_per_repeat": paired,

@@ -381,6 +381,7 @@ def train(
   dataset: input_pipeline.Dataset | None = None,
   mesh: jax.sharding.Mesh | None = None,
   desc: str = "",
+  command: str = "",
 ) -> tuple[TrainState, dict[str, Any]]:
   """Trains one run of ``config`` in ``workdir``: ``(final state, summary)``.
 
@@ -388,6 +389,7 @@ def train(
   metrics at ``step == num_steps``), ``checkpoints/`` and, last,
   ``summary.json`` (process 0 only; several hosts need a shared ``workdir``).
   Restarted with the same config it resumes from the latest checkpoint.
+  ``command`` (the command line) is recorded in the summary.
   """
   if mesh is None:
     parallel.maybe_initialize_distributed(config.distributed)
@@ -484,6 +486,7 @@ def train(
     schedule=config.schedule,
     seed=config.seed,
     optimizer=optimizer,
+    command=command,
     wall_time_s_this_invocation=time.perf_counter() - start_time,
     environment=dict(
       files.environment(),
