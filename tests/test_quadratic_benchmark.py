@@ -80,7 +80,7 @@ class QuickRunTest(absltest.TestCase):
       "adaptive",
       "schedule",
       "targets",
-      "wall_time_s",
+      "wall_time_s_this_invocation",
     ):
       self.assertIn(key, r)
     self.assertEqual(

@@ -88,7 +88,16 @@ def targets_text(results: Results) -> str:
     shown = f"{shown:.4g}" if isinstance(shown, float) else shown
     verdict = "PASS" if t["passed"] else "FAIL"
     lines.append(f"{verdict}  {t['name']}: {shown} (target {t['threshold']})")
-  return "\n".join(lines + [f"wall time {results['wall_time_s']:.1f} s"])
+  return "\n".join(lines + [_wall_time(results)])
+
+
+def _wall_time(results: Results) -> str:
+  """This invocation's wall time, and the parts' (resumed ones included)."""
+  parts = sum(results["part_wall_time_s"].values())
+  return (
+    f"wall time {results['wall_time_s_this_invocation']:.1f} s in this "
+    f"invocation; the parts took {parts:.1f} s, resumed ones included"
+  )
 
 
 def _headline(results: Results, level: str) -> list[str]:
@@ -130,9 +139,8 @@ def _headline(results: Results, level: str) -> list[str]:
 def _header(results: Results) -> list[str]:
   env = results["environment"]
   return [
-    f"Command: `{results['command']}`; wall time "
-    f"{results['wall_time_s']:.0f} s; jax {env['jax']}, optax "
-    f"{env['optax']}, backend {env['backend']}.",
+    f"Command: `{results['command']}`; {_wall_time(results)}; jax "
+    f"{env['jax']}, optax {env['optax']}, backend {env['backend']}.",
     "",
   ]
 
