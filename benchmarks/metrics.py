@@ -29,7 +29,7 @@ def read_metrics(
   path = os.fspath(path)
   with open(path) as f:
     lines = f.read().split("\n")
-  if lines and lines[-1] == "":
+  if lines[-1] == "":  # The newline ending the last record.
     lines.pop()
   records = []
   for i, line in enumerate(lines):

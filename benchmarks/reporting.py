@@ -99,7 +99,8 @@ def plot_loss_and_lr(
     styles: label -> extra matplotlib keyword arguments.
     xlim: the step range shown (None: everything).
   """
-  styles = styles or {}
+  styles, marks = styles or {}, marks or {}
+  mark_style = dict(ms=3, mfc="none", mew=0.7, color="k", alpha=0.7)
   fig, (top, bottom) = subplots(
     2,
     1,
@@ -116,21 +117,11 @@ def plot_loss_and_lr(
       steps, values, label=label, lw=1.4, **styles.get(label, {})
     )
     colors[label] = line.get_color()
-    index = {int(s): i for i, s in enumerate(steps)}
-    rows = [
-      index[int(s)] for s in (marks or {}).get(label, ()) if int(s) in index
-    ]
-    if rows:
-      top.plot(
-        steps[rows],
-        values[rows],
-        "o",
-        ms=3,
-        mfc="none",
-        mew=0.7,
-        color="k",
-        alpha=0.7,
-      )
+    marked = np.isin(
+      steps.astype(np.int64), np.asarray(marks.get(label, ()), np.int64)
+    )
+    if marked.any():
+      top.plot(steps[marked], values[marked], "o", **mark_style)
   top.set_yscale("log")
   top.set_ylabel(ylabel)
   top.grid(True, which="major", alpha=0.3)
@@ -138,15 +129,9 @@ def plot_loss_and_lr(
   if title:
     top.set_title(title, fontsize=10)
   for label, (steps, rates) in learning_rates.items():
-    kwargs = {"color": colors.get(label), **styles.get(label, {})}
-    bottom.step(
-      np.asarray(steps),
-      np.asarray(rates),
-      where="post",
-      lw=1.0,
-      label=label,
-      **kwargs,
-    )
+    style = {"color": colors.get(label), **styles.get(label, {})}
+    steps, rates = np.asarray(steps), np.asarray(rates)
+    bottom.step(steps, rates, where="post", lw=1.0, label=label, **style)
   if lr_reference is not None and math.isfinite(lr_reference):
     bottom.axhline(
       lr_reference, color="k", ls="--", lw=0.8, label=lr_reference_label

@@ -20,6 +20,10 @@ def _seconds(value: float | None) -> str:
   return "—" if value is None else f"{value:.3g} s"
 
 
+def _percent(fraction: float) -> str:
+  return f"{100 * fraction:.0f}%"
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
   if value is None:
     return "—"
@@ -33,7 +37,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def results_markdown(summary: Mapping[str, Any]) -> str:
   """README-ready Markdown: setup, per-method table, ratios, targets."""
   c, cfg, ds = summary["curvature"], summary["config"], summary["dataset"]
-  n = cfg["num_steps"]
+  n, best = cfg["num_steps"], summary["best_constant"]
   lines = [
     f"Dataset `{ds['name']}` ({ds['num_train']} train / {ds['num_test']} "
     f"test), λ = {cfg['l2']:g}, m = λ, M = {c['max_curvature']:.4g} "
@@ -45,7 +49,7 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
     f" Target: (f − f*)/(f₀ − f*) ≤ "
     f"{cfg['epsilon']:g}; f* = {summary['f_star']:.8g} "
     f"({summary['f_star_source']}). {n} steps per method; best constant "
-    f"step: `{summary['best_constant']}`.",
+    f"step: `{best}`.",
     "",
   ]
   rows = []
@@ -53,8 +57,7 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
     steps = r["steps_to_epsilon"]
     rows.append(
       {
-        "method": r["label"]
-        + (" **(best constant)**" if name == summary["best_constant"] else ""),
+        "method": r["label"] + (" **(best constant)**" if name == best else ""),
         "steps to ε": _fmt(steps) if steps is not None else f"> {n}",
         "evaluations to ε": (
           _fmt(r["evaluations_to_epsilon"]) if steps is not None else "—"
@@ -62,8 +65,8 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
         "wall time to ε": _seconds(r.get("seconds_to_epsilon")),
         "stays below from": _fmt(r["steps_to_epsilon_stay"]),
         "final (f−f*)/(f₀−f*)": _fmt(r["final_relative_suboptimality"]),
-        "steps above 2/M": f"{100 * r['fraction_steps_above_2_over_M']:.0f}%",
-        "loss-increasing steps": f"{100 * r['fraction_loss_increasing']:.0f}%",
+        "steps above 2/M": _percent(r["fraction_steps_above_2_over_M"]),
+        "loss-increasing steps": _percent(r["fraction_loss_increasing"]),
         "largest increase of f−f*": _fmt(r["largest_suboptimality_increase"]),
         "test acc.": _fmt(r["test_accuracy"], 4),
         "diverged": _fmt(r["diverged"]),
@@ -87,12 +90,12 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
       f"(target ≤ {t['nesterov_limit']:g}: "
       f"{_fmt(t['within_limit_of_nesterov'])}; wall time "
       f"{_fmt(ratio['time_over_nesterov'])}×), "
-      f"{100 * t['fraction_loss_increasing']:.0f}% of its steps up to ε "
-      f"(and {100 * r['fraction_loss_increasing_to_floor']:.0f}% up to "
+      f"{_percent(t['fraction_loss_increasing'])} of its steps up to ε "
+      f"(and {_percent(r['fraction_loss_increasing_to_floor'])} up to "
       f"{summary['noise_floor']:g}) increase the loss{extra}."
     )
-  lines.append("")
-  lines.append(
+  lines += [
+    "",
     "Evaluations are gradient-equivalent evaluations (an HVP "
     "counts 2; one per step for every method but `adaptive`, "
     "whose count includes its Lanczos measurement of M at the "
@@ -101,8 +104,8 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
     "fractions (above 2/M, loss-increasing) are counted over "
     "the steps before the method first reaches ε (afterwards float "
     "rounding dominates); 2/M is the classical stability limit of "
-    "a constant step, with the M of the schedules."
-  )
+    "a constant step, with the M of the schedules.",
+  ]
   return "\n".join(lines) + "\n"
 
 
@@ -118,19 +121,8 @@ def plot_figure5(
   """
   f_star, f0 = summary["f_star"], summary["f0"]
   best = summary["best_constant"]
-  show = list(
-    dict.fromkeys(
-      [
-        "gd",
-        best,
-        "heavy_ball",
-        "nesterov",
-        "fractal",
-        "fractal_short",
-        "adaptive",
-      ]
-    )
-  )
+  others = ("heavy_ball", "nesterov", "fractal", "fractal_short", "adaptive")
+  show = list(dict.fromkeys(("gd", best, *others)))
   curves, rates, marks = {}, {}, {}
   for name in show:
     label = summary["methods"][name]["label"] + (
@@ -165,25 +157,21 @@ def plot_figure5(
 
 
 def _cell(
-  run: Mapping[str, Any] | None, n: int, key: str = "steps_to_epsilon"
+  run: Mapping[str, Any] | None, n: int, key: str = "evaluations_to_epsilon"
 ) -> str:
+  """A sweep cell: ``run[key]`` at the target (steps where a run of an older
+  sweep lacks ``key``), ``div`` (diverged) or ``> n`` (not reached)."""
   if run is None:
     return ""
   if run["diverged"]:
     return "div"
-  steps = run[key] if run["steps_to_epsilon"] is not None else None
-  return f"> {n}" if steps is None else str(steps)
+  steps = run["steps_to_epsilon"]
+  count = None if steps is None else run.get(key, steps)
+  return f"> {n}" if count is None else str(count)
 
 
-def _evals(run: Mapping[str, Any], n: int) -> str:
-  """Evaluations to epsilon (older sweeps: steps)."""
-  return _cell(
-    run,
-    n,
-    "evaluations_to_epsilon"
-    if "evaluations_to_epsilon" in run
-    else "steps_to_epsilon",
-  )
+def _ratio(x: float | None, y: float | None) -> str:
+  return f"{x / y:.2f}" if x is not None and y else "—"
 
 
 def _seed_list(seeds: Sequence[int]) -> str:
@@ -208,25 +196,10 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
   """README-ready table: steps to epsilon per lambda, method and T."""
   cfg = summary["config"]
   n = cfg["sweep_steps"]
-  cycles = sorted(cfg["sweep_cycles"])
-  columns = (
-    ["λ", "κ", "T (bound)", "GD 1/M", "best constant", "heavy ball", "Nesterov"]
-    + [f"T={t}" for t in cycles]
-    + ["T=bound"]
-  )
   adaptive = all("adaptive" in r["runs"] for r in summary["rows"])
   seeds = cfg.get("adaptive_seeds", [0])
   seed_column = f"adaptive, seeds {_seed_list(seeds)}: mean (min–max)"
   by_seed = adaptive and len(seeds) > 1
-  if adaptive:
-    columns += [
-      "adaptive",
-      *([seed_column] if by_seed else []),
-      "best const. / adaptive",
-      "adaptive / Nesterov",
-      "rejections",
-      "adaptive diverged",
-    ]
   table, times = [], []
   for r in summary["rows"]:
     runs, best = r["runs"], r["best_constant"]
@@ -234,52 +207,52 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
       "λ": f"{r['l2']:g}",
       "κ": f"{r['kappa']:.0f}",
       "T (bound)": r["bound_cycle"],
-      "GD 1/M": _evals(runs["constant_1"], n),
-      "best constant": (f"{_evals(runs[best], n)} ({best.split('_')[1]}/M)"),
-      "heavy ball": _evals(runs["heavy_ball"], n),
-      "Nesterov": _evals(runs["nesterov"], n),
+      "GD 1/M": _cell(runs["constant_1"], n),
+      "best constant": f"{_cell(runs[best], n)} ({best.split('_')[1]}/M)",
+      "heavy ball": _cell(runs["heavy_ball"], n),
+      "Nesterov": _cell(runs["nesterov"], n),
     }
-    for t in cycles:
-      row[f"T={t}"] = _evals(runs.get(f"fractal_{t}"), n)
-    row["T=bound"] = _evals(runs[f"fractal_{r['bound_cycle']}"], n)
-    if adaptive:
-      a = runs["adaptive"]
-      ev = lambda name, runs=runs: (
-        None if runs[name]["diverged"] else runs[name]["evaluations_to_epsilon"]
-      )
-      ratio = lambda x, y: f"{x / y:.2f}" if x is not None and y else "—"
-      row.update(
-        {
-          "adaptive": _evals(a, n),
-          seed_column: _spread(a.get("evaluations_by_seed", []), n),
-          "best const. / adaptive": ratio(ev(best), ev("adaptive")),
-          "adaptive / Nesterov": ratio(ev("adaptive"), ev("nesterov")),
-          "rejections": a["rejections"],
-          "adaptive diverged": _fmt(a["diverged"]),
-        }
-      )
-      sec = lambda name, runs=runs: runs[name].get("seconds_to_epsilon")
-      times.append(
-        {
-          "λ": f"{r['l2']:g}",
-          **{
-            label: f"{_evals(runs[name], n)} / {_seconds(sec(name))}"
-            for label, name in (
-              ("best constant", best),
-              ("heavy ball", "heavy_ball"),
-              ("Nesterov", "nesterov"),
-              ("adaptive", "adaptive"),
-            )
-          },
-          "wall time: best const. / adaptive": ratio(
-            sec(best), sec("adaptive")
-          ),
-          "wall time: adaptive / Nesterov": ratio(
-            sec("adaptive"), sec("nesterov")
-          ),
-        }
-      )
+    for t in sorted(cfg["sweep_cycles"]):
+      row[f"T={t}"] = _cell(runs.get(f"fractal_{t}"), n)
+    row["T=bound"] = _cell(runs[f"fractal_{r['bound_cycle']}"], n)
     table.append(row)
+    if not adaptive:
+      continue
+    a = runs["adaptive"]
+    row["adaptive"] = _cell(a, n)
+    if by_seed:
+      row[seed_column] = _spread(a.get("evaluations_by_seed", []), n)
+    # Evaluations (None: diverged) and seconds to epsilon, per run.
+    evals = {
+      k: None if v["diverged"] else v.get("evaluations_to_epsilon")
+      for k, v in runs.items()
+    }
+    secs = {k: v.get("seconds_to_epsilon") for k, v in runs.items()}
+    row["best const. / adaptive"] = _ratio(evals[best], evals["adaptive"])
+    row["adaptive / Nesterov"] = _ratio(evals["adaptive"], evals["nesterov"])
+    row["rejections"] = a["rejections"]
+    row["adaptive diverged"] = _fmt(a["diverged"])
+    timed = {
+      "best constant": best,
+      "heavy ball": "heavy_ball",
+      "Nesterov": "nesterov",
+      "adaptive": "adaptive",
+    }
+    times.append(
+      {
+        "λ": row["λ"],
+        **{
+          label: f"{_cell(runs[name], n)} / {_seconds(secs[name])}"
+          for label, name in timed.items()
+        },
+        "wall time: best const. / adaptive": _ratio(
+          secs[best], secs["adaptive"]
+        ),
+        "wall time: adaptive / Nesterov": _ratio(
+          secs["adaptive"], secs["nesterov"]
+        ),
+      }
+    )
   text = (
     f"Gradient evaluations to (f − f*)/(f₀ − f*) ≤ {cfg['epsilon']:g} "
     f"on `{summary['dataset']['name']}` "
@@ -300,8 +273,7 @@ def sweep_markdown(summary: Mapping[str, Any]) -> str:
       f"cycles are rejected the path is chaotic, and the seed, or another "
       f"CPU's float rounding, moves the count within about this range."
     )
-  text += "\n\n"
-  text += reporting.markdown_table(table, columns)
+  text += "\n\n" + reporting.markdown_table(table, list(table[0]))
   if times:
     text += (
       "\nEvaluations / wall time to ε of the same runs (a second, "
@@ -335,7 +307,7 @@ def plot_heatmap(path: str, summary: Mapping[str, Any]) -> None:
       t = r["bound_cycle"] if t == "bound" else t
       run = r["runs"][f"fractal_{t}"]
       steps = run["steps_to_epsilon"]
-      text = _cell(run, n)
+      text = _cell(run, n, "steps_to_epsilon")
       if steps is not None and not run["diverged"]:
         speedup = (best if best is not None else n) / max(steps, 1)
         value[i, j] = math.log2(speedup)
@@ -343,9 +315,7 @@ def plot_heatmap(path: str, summary: Mapping[str, Any]) -> None:
       if cycles[j] == "bound":
         text += f"\nT={t}"
       ax.text(j, i, text, ha="center", va="center", fontsize=8)
-  limit = max(
-    1.0, float(np.nanmax(np.abs(value))) if np.isfinite(value).any() else 1.0
-  )
+  limit = float(np.nanmax(np.abs(value), initial=1.0))
   cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="0.8")
   image = ax.imshow(
     np.ma.masked_invalid(value),
@@ -359,7 +329,7 @@ def plot_heatmap(path: str, summary: Mapping[str, Any]) -> None:
     range(len(rows)),
     [
       f"λ={r['l2']:g}\nκ={r['kappa']:.0f}\n"
-      f"const: {_cell(r['runs'][r['best_constant']], n)}"
+      f"const: {_cell(r['runs'][r['best_constant']], n, 'steps_to_epsilon')}"
       for r in rows
     ],
     fontsize=8,

@@ -113,20 +113,6 @@ def method_losses(
   return np.append(metrics.pop("loss"), float(final)), metrics
 
 
-def _evaluations_to_epsilon(
-  problem: models.Problem,
-  method: train.Method,
-  num_steps: int,
-  f_star: float,
-  epsilon: float,
-) -> int | None:
-  """Gradient evaluations of ``method`` to the target, as in the table
-  (None: not reached within ``num_steps`` steps)."""
-  losses, metrics = method_losses(problem, method, num_steps)
-  first = train.analyse(losses, f_star, epsilon)["steps_to_epsilon"]
-  return _evaluations_at(first, metrics["evaluations"])
-
-
 def _evaluations_at(first: int | None, evaluations: np.ndarray) -> int | None:
   """Evaluations spent by the ``first`` step to reach the target (None:
   never reached; 0: reached at the start)."""
@@ -188,22 +174,19 @@ def sweep_one(
         seconds_to_epsilon=timed["seconds"],
         timed_steps_to_epsilon=timed["steps"],
       )
+  by_seed = [results["adaptive"]["evaluations_to_epsilon"]]
+  for seed in config.adaptive_seeds[1:]:  # The first is the "adaptive" run.
+    curve, seed_logs = method_losses(
+      problem, train.adaptive_method(config, l2, seed), n
+    )
+    first = train.analyse(curve, f_star, config.epsilon)["steps_to_epsilon"]
+    by_seed.append(_evaluations_at(first, seed_logs["evaluations"]))
   adaptive = logs["adaptive"][1]
   results["adaptive"].update(
     rejections=int(adaptive["rejections"][-1]),
     max_curvature=float(adaptive["max_curvature"][-1]),
     final_evaluations=int(adaptive["evaluations"][-1]),
-    evaluations_by_seed=[results["adaptive"]["evaluations_to_epsilon"]]
-    + [
-      _evaluations_to_epsilon(
-        problem,
-        train.adaptive_method(config, l2, seed),
-        n,
-        f_star,
-        config.epsilon,
-      )
-      for seed in config.adaptive_seeds[1:]
-    ],
+    evaluations_by_seed=by_seed,
   )
   return {
     "l2": l2,

@@ -107,6 +107,13 @@ def _ratio(num, den):
   return num / den if num and den else None
 
 
+def _problem(config: Config, dim: int, kappa: float, dtype: str, *, dense):
+  """``problems.make_quadratic`` with the run's seed."""
+  return problems.make_quadratic(
+    dim, kappa, dense=dense, dtype=dtype, seed=config.seed
+  )
+
+
 def _run(config: Config, builder, args, problem, num_steps: int, **kw):
   kw.setdefault("chunk_size", config.chunk_size)
   return simulation.run(builder, args, problem, num_steps=num_steps, **kw)
@@ -178,9 +185,7 @@ def orders(config: Config, progress: Progress) -> dict[str, Any]:
   """
   size, dim, records, curves = table_size(config), config.orders_dim, [], {}
   quadratics = {
-    (dtype, kappa): problems.make_quadratic(
-      dim, kappa, dense=True, dtype=dtype, seed=config.seed
-    )
+    (dtype, kappa): _problem(config, dim, kappa, dtype, dense=True)
     for dtype in config.orders_dtypes
     for kappa in config.orders_kappas
   }
@@ -289,15 +294,9 @@ def _accelerate(
   config: Config, kappa: float, progress: Progress
 ) -> list[Record]:
   """The records of :func:`acceleration` at one κ."""
-  problem = problems.make_quadratic(
-    config.accel_dim, kappa, dense=False, dtype="float64", seed=config.seed
-  )
-  m, eps, n_max, records = (
-    1.0 / kappa,
-    config.tolerance,
-    config.max_iterations,
-    [],
-  )
+  problem = _problem(config, config.accel_dim, kappa, "float64", dense=False)
+  m, eps, n_max = 1.0 / kappa, config.tolerance, config.max_iterations
+  records = []
 
   def add(method, builder=None, iterations=None, **extra):
     if builder is not None:
@@ -370,9 +369,7 @@ def timing(config: Config, progress: Progress) -> dict[str, Any]:
   for dim, num_steps in zip(
     config.timing_dims, config.timing_steps, strict=True
   ):
-    problem = problems.make_quadratic(
-      dim, kappa, dense=False, dtype="float32", seed=config.seed
-    )
+    problem = _problem(config, dim, kappa, "float32", dense=False)
     repeats = config.timing_repeats
     result = simulation.time_per_iteration(
       opts, problem, num_steps=num_steps, repeats=repeats, progress=progress
@@ -414,9 +411,7 @@ def noise(config: Config, progress: Progress) -> dict[str, Any]:
   """
   kappa, dim = config.noise_kappa, config.orders_dim
   m, size, records = 1.0 / kappa, table_size(config), []
-  problem = problems.make_quadratic(
-    dim, kappa, dense=True, dtype="float64", seed=config.seed
-  )
+  problem = _problem(config, dim, kappa, "float64", dense=True)
   eigenvalues = problems.spectrum(dim, m, 1.0)
   grad_norm = float(np.linalg.norm(np.asarray(problem.rhs)))
   for t in config.noise_num_steps:
@@ -463,9 +458,7 @@ def negative_progress(config: Config, progress: Progress) -> dict[str, Any]:
   """
   records = []
   for kappa in config.negative_kappas:
-    problem = problems.make_quadratic(
-      config.orders_dim, kappa, dense=True, dtype="float64", seed=config.seed
-    )
+    problem = _problem(config, config.orders_dim, kappa, "float64", dense=True)
     m, floor = 1.0 / kappa, kappa * UNIT_ROUNDOFF["float64"]
     for t in config.negative_num_steps:
       builder = simulation.fractal_builder(t)
@@ -528,13 +521,12 @@ def _summary(traj, seconds: float, evaluations: np.ndarray) -> Record:
   """Steps, evaluations (the cost after each step) and wall time to ε of a
   run, and at most 300 (evaluations, error) points of it up to ε."""
   hit, n = traj.first_below, traj.errors.size
-  idx = np.linspace(0, (hit or n) - 1, min(hit or n, 300)).astype(int)
-  idx = np.unique(idx)
-  finite = bool(np.all(np.isfinite(traj.errors)))
+  shown = hit or n  # The curve goes up to ε, or over the whole run.
+  idx = np.unique(np.linspace(0, shown - 1, min(shown, 300)).astype(int))
   return {
     "iterations": hit,
     "evaluations": int(evaluations[hit - 1]) if hit else None,
-    "finite": traj.first_nonfinite is None and finite,
+    "finite": traj.first_nonfinite is None,
     "first_nonfinite": traj.first_nonfinite,
     "wall_seconds": seconds,
     "steps_run": n,
@@ -559,10 +551,9 @@ def adaptive(config: Config, progress: Progress) -> dict[str, Any]:
   * ``oracle``: ``fractal_sgd(T, m, M)`` repeated (it knows ``[m, M]``);
   * ``adaptive``: ``adaptive_fractal_sgd(T, min_curvature=m,
     max_curvature=guess·M)`` (``T`` its longest cycle) with the library's
-    defaults, given
-    ``value=f(x)``, ``grad`` and ``value_fn=f`` (``problems.loss``, the plain
-    ``½xᵀAx − bᵀx`` in float32); it gives up after ``adaptive_budget`` times
-    the oracle's iterations;
+    defaults, given ``value=f(x)``, ``grad`` and ``value_fn=f``
+    (``problems.loss``, the plain ``½xᵀAx − bᵀx`` in float32); it gives up
+    after ``adaptive_budget`` times the oracle's iterations;
   * ``single_cycle``: one fractal cycle of the smallest sufficient length
     (bisection over T, as in :func:`acceleration`), a second reference.
 
@@ -595,19 +586,19 @@ def adaptive(config: Config, progress: Progress) -> dict[str, Any]:
 
 def _adaptive_at(config: Config, kappa: float, size: int, progress: Progress):
   """The records of :func:`adaptive` at one κ."""
-  problem = problems.make_quadratic(
-    config.adaptive_dim, kappa, dense=False, dtype="float32", seed=config.seed
-  )
+  problem = _problem(config, config.adaptive_dim, kappa, "float32", dense=False)
   m, t = 1.0 / kappa, adaptive_num_steps(kappa)
-  eps, repeats = config.adaptive_tolerance, config.adaptive_timing_repeats
+  eps = config.adaptive_tolerance
 
   def to_eps(builder, args, num_steps, **kw):
-    return _run(config, builder, args, problem, num_steps, stop_below=eps, **kw)
+    """A run stopped at ε, and its median warm wall time."""
+    run = functools.partial(
+      _run, config, builder, args, problem, num_steps, stop_below=eps, **kw
+    )
+    return _timed(run, config.adaptive_timing_repeats)
 
   oracle_builder = simulation.fractal_builder(t)
-  traj, seconds = _timed(
-    lambda: to_eps(oracle_builder, (m, 1.0), config.max_iterations), repeats
-  )
+  traj, seconds = to_eps(oracle_builder, (m, 1.0), config.max_iterations)
   oracle = _summary(traj, seconds, np.arange(1, traj.errors.size + 1))
   head = {"kappa": kappa, "num_steps": t}
   records = [{**head, "method": "oracle", **oracle}]
@@ -628,9 +619,7 @@ def _adaptive_at(config: Config, kappa: float, size: int, progress: Progress):
   )
   builder = simulation.fractal_builder(t, adaptive=True)
   for guess in config.adaptive_guesses:
-    traj, seconds = _timed(
-      lambda g=guess: to_eps(builder, (m, g), budget, adaptive=True), repeats
-    )
+    traj, seconds = to_eps(builder, (m, guess), budget, adaptive=True)
     counts, at = traj.recorded, (traj.first_below or traj.errors.size) - 1
     rec = _summary(traj, seconds, counts["evaluations"])
     rec.update(
@@ -817,7 +806,7 @@ def _float32_targets(orders: dict[str, Any], config: Config) -> list[Record]:
     for r in orders["records"]
     if r["kappa"] == kappa
   }
-  if not {"float32", "float64"} <= set(config.orders_dtypes) or not recs:
+  if not {"float32", "float64"} <= set(config.orders_dtypes):
     return []
   floor = kappa * UNIT_ROUNDOFF["float32"]
   per_t, deviations, floor_ratios = {}, [], []

@@ -126,6 +126,5 @@ def loss(problem: Quadratic, x: jax.Array) -> jax.Array:
   its rounding (about ``u·|f*|``) hides progress below that size. This is the
   value an optimiser that tests the loss (``adaptive_fractal_sgd``) sees.
   """
-  return 0.5 * jnp.sum(x * _matvec(problem.matrix, x)) - jnp.sum(
-    problem.rhs * x
-  )
+  quadratic = 0.5 * jnp.sum(x * _matvec(problem.matrix, x))
+  return quadratic - jnp.sum(problem.rhs * x)

@@ -18,6 +18,7 @@ Everything is written atomically (``benchmarks.files``, ``reporting``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import math
 import os
 from typing import Any
@@ -114,7 +115,7 @@ def _headline(results: Results, level: str) -> list[str]:
   ]
   accel = results["acceleration"]
   recs = accel["records"]
-  predicted = {r["kappa"]: r.get("predicted") for r in recs if "predicted" in r}
+  predicted = {r["kappa"]: r["predicted"] for r in recs if "predicted" in r}
   table = reporting.pivot(
     recs,
     lambda r: {"κ": f"{r['kappa']:g}", "bound predicts": predicted[r["kappa"]]},
@@ -184,7 +185,7 @@ def markdown(results: Results) -> str:
     noise["records"],
     lambda r: {"T": r["num_steps"], "σ": r["sigma"], "bound": r["bound"]},
     lambda r: r["order"],
-    lambda r: _noise_cell(r["final_error_median"], r["predicted_noise_error"]),
+    _noise_cell,
   )
   order_names = _unique(noise["records"], "order")
   lines += [
@@ -214,12 +215,13 @@ def markdown(results: Results) -> str:
   return "\n".join(lines)
 
 
-def _noise_cell(median: float | None, predicted: float) -> str:
+def _noise_cell(record: Mapping[str, Any]) -> str:
+  median = record["final_error_median"]
   shown = "inf/NaN" if median is None else f"{median:.3g}"
-  return f"{shown} ({predicted:.2g})"
+  return f"{shown} ({record['predicted_noise_error']:.2g})"
 
 
-def _error_cell(record: dict[str, Any]) -> str:
+def _error_cell(record: Mapping[str, Any]) -> str:
   if not record["finite"]:
     return f"inf/NaN (step {record['first_nonfinite']})"
   return f"{record['final_error']:.3g}"
@@ -247,7 +249,7 @@ def _orders_section(orders: dict[str, Any]) -> list[str]:
     orders["horizons"],
     lambda h: {"κ": f"{h['kappa']:g}", "dtype": h["dtype"]},
     lambda h: h["order"],
-    lambda h: f"≥ {h['horizon']}" if h["all_passed"] else _fmt(h["horizon"]),
+    lambda h: f"≥ {h['horizon']}" if h["all_passed"] else h["horizon"],
   )
   profiles = [
     {"T": r["num_steps"], "order": r["order"], **r["profile"]}
@@ -434,14 +436,8 @@ def _orders_error(results: Results):
   fig, axes = reporting.subplots(
     1, len(curves), figsize=(5.2 * len(curves), 4), squeeze=False
   )
-  bound = next(
-    (
-      r["bound"]
-      for r in orders["records"]
-      if (r["kappa"], r["num_steps"]) == (kappa, t)
-    ),
-    None,
-  )
+  bounds = {(r["kappa"], r["num_steps"]): r["bound"] for r in orders["records"]}
+  bound = bounds.get((kappa, t))
   for ax, (dtype, by_order) in zip(axes[0], curves.items(), strict=True):
     for order, errs in by_order.items():
       color, ls = ORDER_STYLE.get(order, ("k", "-"))
@@ -506,15 +502,19 @@ def _float32_horizon(results: Results):
   orders = results["orders"]
   kappa = orders["curve_kappa"]
   recs = [r for r in orders["records"] if r["kappa"] == kappa]
+
+  def finals(order: str, dtype: str) -> list[tuple[int, float | None]]:
+    return sorted(
+      (r["num_steps"], r["final_error"])
+      for r in recs
+      if (r["order"], r["dtype"]) == (order, dtype)
+    )
+
   fig, ax = reporting.subplots(figsize=(6.5, 4.8))
   top = 1.0
   for order in _unique(recs, "order"):
     color, ls = ORDER_STYLE.get(order, ("k", "-"))
-    runs = sorted(
-      (r["num_steps"], r["final_error"])
-      for r in recs
-      if r["order"] == order and r["dtype"] == "float32"
-    )
+    runs = finals(order, "float32")
     finite = [(t, e) for t, e in runs if e is not None]
     if finite:
       main = order == "fractal"
@@ -533,13 +533,7 @@ def _float32_horizon(results: Results):
     if bad:
       height = top * 10 ** (2 + 2 * list(ORDER_STYLE).index(order))
       ax.plot(bad, [height] * len(bad), "^", color=color, ms=6)
-  ref = sorted(
-    (r["num_steps"], r["final_error"])
-    for r in recs
-    if r["order"] == "fractal"
-    and r["dtype"] == "float64"
-    and r["final_error"] is not None
-  )
+  ref = [(t, e) for t, e in finals("fractal", "float64") if e is not None]
   if ref:
     ax.plot(
       *zip(*ref, strict=True), "k-", lw=2, alpha=0.35, label="fractal (float64)"

@@ -31,12 +31,11 @@ def verdict(result: dict[str, Any]) -> str:
   parts = [f"Means ± standard deviations over {seeds} seed(s)."]
   for name in ("fractal", "adaptive"):
     run = result[name]
+    converged = result["converged"][name]
     text = (
       f"The {name} runs "
-      + (
-        "all converged" if result["converged"][name] else "did NOT all converge"
-      )
-      + f" (training loss {run['initial_loss']:.3g} -> "
+      f"{'all converged' if converged else 'did NOT all converge'}"
+      f" (training loss {run['initial_loss']:.3g} -> "
       f"{_pm(run, 'final_window_loss', '.3g')}, mean of the last "
       "quarter)"
     )
@@ -146,33 +145,27 @@ def experiment_table(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
     "fraction_loss_increased_above_stable",
     "fraction_steps_above_2_over_M",
   )
-  runs = reporting.markdown_table(
-    [
-      {
-        "run": n,
-        "seeds": len(result[n].get("seeds", [0])),
-        "learning_rate": result[n].get("learning_rate"),
-        "max_learning_rate": _pm(result[n], "max_learning_rate"),
-        **{k: _pm(result[n], k) for k in keys},
-      }
-      for n in ("constant", "fractal", "adaptive")
-    ],
-    ["run", "seeds", "learning_rate", "max_learning_rate", *keys],
-  )
+  runs = [
+    {
+      "run": n,
+      "seeds": len(result[n].get("seeds", [0])),
+      "learning_rate": result[n].get("learning_rate"),
+      "max_learning_rate": _pm(result[n], "max_learning_rate"),
+      **{k: _pm(result[n], k) for k in keys},
+    }
+    for n in ("constant", "fractal", "adaptive")
+  ]
   note = (
     ""
     if result["sweep_found_stable_rate"]
-    else (" (no rate met the criterion: the largest finite rate)")
+    else " (no rate met the criterion: the largest finite rate)"
   )
   return (
-    "## Constant-rate sweep\n\n" + sweep + "\nLargest stable constant "
-    f"rate: {result['max_stable_learning_rate']:g}{note}; fractal base "
-    f"rate {result['fractal_base_learning_rate']:g}\n\n"
+    f"## Constant-rate sweep\n\n{sweep}\nLargest stable constant rate: "
+    f"{result['max_stable_learning_rate']:g}{note}; fractal base rate "
+    f"{result['fractal_base_learning_rate']:g}\n\n"
     "## Constant vs fractal vs adaptive (mean ± std over seeds)\n\n"
-    + runs
-    + "\n"
-    + result["verdict"]
-    + "\n"
+    f"{reporting.markdown_table(runs, list(runs[0]))}\n{result['verdict']}\n"
   )
 
 
