@@ -70,7 +70,7 @@ else
 fi
 
 log "throughput: ${TP[*]}"
-"$PY" -m benchmarks.resnet.main "${TP[@]}" --workdir "$WORK/throughput" \
+"$PY" -m benchmarks.resnet "${TP[@]}" --workdir "$WORK/throughput" \
   2>&1 | tee -a "$LOG"
 cp "$WORK/throughput/summary.json" "$OUT_DIR/throughput.json"
 
@@ -98,7 +98,7 @@ EOF
 )
 log "experiment: ${EX[*]} $sizing"
 # shellcheck disable=SC2086
-"$PY" -m benchmarks.resnet.main "${EX[@]}" --set $sizing progress=false \
+"$PY" -m benchmarks.resnet "${EX[@]}" --set $sizing progress=false \
   --data-dir "$DATA" --workdir "$WORK/experiment" 2>&1 | tee -a "$LOG"
 
 cp "$WORK/experiment/summary.json" "$OUT_DIR/experiment.json"
