@@ -107,7 +107,9 @@ def _ratio(num, den):
   return num / den if num and den else None
 
 
-def _problem(config: Config, dim: int, kappa: float, dtype: str, *, dense):
+def _problem(
+  config: Config, dim: int, kappa: float, dtype: str, *, dense: bool
+):
   """``problems.make_quadratic`` with the run's seed."""
   return problems.make_quadratic(
     dim, kappa, dense=dense, dtype=dtype, seed=config.seed
